@@ -1,0 +1,24 @@
+# Two entry points: `make demo` (set up, then build the demo corpus) and `make test` (set up, then run the tests).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/replaymill: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(BIN)/replaymill
+
+setup: $(BIN)/replaymill
+
+demo: setup
+	$(BIN)/replaymill build --output out/demo
+
+test: setup
+	$(BIN)/python -m pytest -n 2 -q
+
+clean:
+	rm -rf out .pytest_cache

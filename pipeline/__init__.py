@@ -1,0 +1,1 @@
+"""Apache Beam wiring: sources, PTransforms around `transforms`, shuffles, sinks and the CLI."""

@@ -1,0 +1,35 @@
+"""The `replaymill` command: one subcommand per job, each registered by its own module.
+
+Each module in SUBCOMMANDS exposes `register(subparsers)`, which adds its parser and sets
+`func(args) -> int`. Heavy imports (Beam, torch) happen inside `func`, so `--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS: tuple[str, ...] = (
+    "pipeline.build_cmd",
+)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="replaymill",
+        description="Build replay corpora from open pre-training data, sample them toward a base "
+        "model's original mixture, fine-tune with replay, and audit what a corpus contains.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The shard-set manifest (`OUT/_manifest.json`): what was written, from what, and what was dropped.
+
+Written last, atomically, only when every shard is complete: its presence means the set is whole.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "_manifest.json"
+
+
+class ShardInfo(BaseModel):
+    """One Arrow IPC file; `path` is relative to the shard-set root (e.g. `domain=web/lang=en/part-00000.arrow`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    domain: str
+    lang: str
+    rows: int
+    bytes: int
+    tokens: int
+    chars: int
+    sha256: str
+
+
+class Totals(BaseModel):
+    """Documents, tokens and characters of one group (a domain, a language, or everything)."""
+
+    model_config = ConfigDict(extra="forbid")
+    docs: int = 0
+    tokens: int = 0
+    chars: int = 0
+
+
+class Funnel(BaseModel):
+    """Documents read, dropped per reason (filters, dedup, reader errors) and kept."""
+
+    model_config = ConfigDict(extra="forbid")
+    read: int = 0
+    dropped: dict[str, int] = Field(default_factory=dict)
+    kept: int = 0
+
+
+class Manifest(BaseModel):
+    """The whole description of a shard set; `extra` holds job-specific reports (e.g. sampling)."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: str
+    kind: str = "build"  # "build" | "sample" | "reshard"
+    created_at: str
+    tool_version: str
+    package_versions: dict[str, str] = Field(default_factory=dict)
+    inputs: list[str] = Field(default_factory=list)
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    shards: list[ShardInfo] = Field(default_factory=list)
+    by_domain: dict[str, Totals] = Field(default_factory=dict)
+    by_lang: dict[str, Totals] = Field(default_factory=dict)
+    total: Totals = Field(default_factory=Totals)
+    funnel: Funnel = Field(default_factory=Funnel)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def totals_from_shards(shards: list[ShardInfo]) -> tuple[dict[str, Totals], dict[str, Totals], Totals]:
+    """Per-domain, per-language and overall totals summed from shard entries (the one place they are summed)."""
+    by_domain: dict[str, Totals] = {}
+    by_lang: dict[str, Totals] = {}
+    total = Totals()
+    for s in shards:
+        for key, table in ((s.domain, by_domain), (s.lang, by_lang)):
+            t = table.setdefault(key, Totals())
+            t.docs += s.rows
+            t.tokens += s.tokens
+            t.chars += s.chars
+        total.docs += s.rows
+        total.tokens += s.tokens
+        total.chars += s.chars
+    return dict(sorted(by_domain.items())), dict(sorted(by_lang.items())), total

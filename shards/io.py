@@ -1,0 +1,102 @@
+"""Atomic writing and verified reading of Arrow IPC shards and the manifest, through Beam's filesystems.
+
+Beam's `FileSystems` gives one API for local paths, gs:// and s3://, so the same code runs on a
+laptop and on Dataflow. Writes go to a temporary name and are renamed into place: a crashed run
+never leaves a half shard under a final name.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from typing import Iterator
+
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.document import DOC_SCHEMA
+from schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo
+
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
+class CorruptShardError(RuntimeError):
+    """A shard whose bytes do not match the manifest's checksum or size."""
+
+
+def join(root: str, *parts: str) -> str:
+    """Join path parts under a root on any Beam filesystem."""
+    return FileSystems.join(root, *parts)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write `data` to a temporary sibling, then rename it to `path`."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def encode_table(table: pa.Table, schema: pa.Schema = DOC_SCHEMA, max_chunk_rows: int = 1024) -> bytes:
+    """A table as Arrow IPC *file* bytes with zstd buffers, in record batches of at most `max_chunk_rows`."""
+    sink = io.BytesIO()
+    with pa.ipc.new_file(sink, schema, options=IPC_OPTIONS) as writer:
+        writer.write_table(table.cast(schema), max_chunksize=max_chunk_rows)
+    return sink.getvalue()
+
+
+def write_shard(root: str, rel_path: str, table: pa.Table, domain: str, lang: str) -> ShardInfo:
+    """Write one shard atomically and describe it for the manifest."""
+    data = encode_table(table)
+    write_bytes_atomic(join(root, rel_path), data)
+    tokens = table.column("n_tokens").to_pylist() if "n_tokens" in table.column_names else []
+    chars = table.column("n_chars").to_pylist() if "n_chars" in table.column_names else []
+    return ShardInfo(
+        path=rel_path,
+        domain=domain,
+        lang=lang,
+        rows=table.num_rows,
+        bytes=len(data),
+        tokens=int(sum(t or 0 for t in tokens)),
+        chars=int(sum(c or 0 for c in chars)),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def write_manifest(root: str, manifest: Manifest) -> None:
+    """Write `_manifest.json` atomically; call it last, when every shard is in place."""
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=False)
+    write_bytes_atomic(join(root, MANIFEST_NAME), text.encode("utf-8"))
+
+
+def read_manifest(root: str) -> Manifest:
+    """Load and validate `root/_manifest.json`; a missing manifest means an incomplete or foreign set."""
+    path = join(root, MANIFEST_NAME)
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"no {MANIFEST_NAME} in {root}: not a finished replaymill shard set")
+    with FileSystems.open(path) as f:
+        return Manifest.model_validate_json(f.read())
+
+
+def read_shard_bytes(root: str, info: ShardInfo, verify: bool = True) -> bytes:
+    """The bytes of one shard, checked against the manifest's size and sha256 when `verify`."""
+    with FileSystems.open(join(root, info.path)) as f:
+        data = f.read()
+    if verify:
+        if len(data) != info.bytes:
+            raise CorruptShardError(f"{info.path}: {len(data)} bytes, manifest says {info.bytes}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != info.sha256:
+            raise CorruptShardError(f"{info.path}: sha256 {digest[:12]}..., manifest says {info.sha256[:12]}...")
+    return data
+
+
+def iter_batches(data: bytes, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of one shard's bytes, optionally projected to `columns`."""
+    reader = pa.ipc.open_file(pa.BufferReader(data))
+    for i in range(reader.num_record_batches):
+        batch = reader.get_batch(i)
+        yield batch.select(columns) if columns else batch

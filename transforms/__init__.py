@@ -1,0 +1,1 @@
+"""Pure functions over one document or a batch: no Beam, no I/O."""
