@@ -31,7 +31,28 @@ class Recipe(BaseModel):
     output: OutputConfig = Field(default_factory=OutputConfig)
 
 
+# Built-in recipes ship as package data of `pipeline` (a sibling package, in a clone and when installed).
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "pipeline" / "recipes"
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe YAML; pydantic's error names the offending field."""
     with open(path, encoding="utf-8") as f:
         return Recipe.model_validate(yaml.safe_load(f) or {})
+
+
+def builtin_recipes() -> list[str]:
+    """Names of the recipes that ship with replaymill (`pipeline/recipes/<name>.yaml`)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def resolve_recipe(name_or_path: str) -> Recipe:
+    """A built-in recipe by name (e.g. `fineweb-en`) or any recipe YAML by path."""
+    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return load_recipe(builtin)
+    if Path(name_or_path).is_file():
+        return load_recipe(name_or_path)
+    raise FileNotFoundError(
+        f"no recipe {name_or_path!r}: not a file and not a built-in ({', '.join(builtin_recipes())})"
+    )

@@ -1,0 +1,111 @@
+"""Global exact deduplication: one representative per hash of normalized text, through a Beam shuffle.
+
+Why this shape: the choice of representative must not depend on how many workers there are or on
+the order documents arrive in, so it is a pure function of the cluster (the smallest
+`(id, source, url)`), computed by a commutative, associative CombineFn. Only `(rank, count)` pairs
+travel through that combine, never whole texts; the documents then meet their cluster's result in
+one CoGroupByKey (the single shuffle of full documents, which any global dedup needs), where the
+representative is kept with `dup_exact_count` = cluster size and every other member becomes a
+reject record (`reason="exact_duplicate"`, `matched_id` = the representative's id).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from schemas.dedup import ExactDedupConfig
+from transforms.normalize import normalize_for_dedup, text_hash
+
+REJECTS_TAG = "rejects"
+REASON = "exact_duplicate"
+STAGE = "exact_dedup"
+
+Rank = tuple[str, str, str]
+
+
+def doc_rank(doc: dict[str, Any]) -> Rank:
+    """The total order that picks a cluster's representative: smallest id, ties broken by source then url."""
+    return (str(doc["id"]), doc.get("source") or "", doc.get("url") or "")
+
+
+def dedup_key(doc: dict[str, Any]) -> bytes:
+    """The identity two documents share when they are exact duplicates (after normalization)."""
+    return text_hash(normalize_for_dedup(doc["text"]))
+
+
+class MinRankCountFn(beam.CombineFn):
+    """Combines `(rank, 1)` values into `(smallest rank, cluster size)`; order- and split-independent."""
+
+    def create_accumulator(self) -> tuple[Rank | None, int]:
+        return (None, 0)
+
+    def add_input(self, acc: tuple[Rank | None, int], value: tuple[Rank, int]) -> tuple[Rank | None, int]:
+        rank, count = value
+        best = rank if acc[0] is None or rank < acc[0] else acc[0]
+        return (best, acc[1] + count)
+
+    def merge_accumulators(self, accs: Iterable[tuple[Rank | None, int]]) -> tuple[Rank | None, int]:
+        best, total = None, 0
+        for rank, count in accs:
+            if rank is not None and (best is None or rank < best):
+                best = rank
+            total += count
+        return (best, total)
+
+    def extract_output(self, acc: tuple[Rank | None, int]) -> tuple[Rank | None, int]:
+        return acc
+
+
+def reject_record(doc: dict[str, Any], matched_id: str, count: int) -> dict[str, Any]:
+    """The dead-letter record of a duplicate that lost to its cluster's representative."""
+    return {
+        "reason": REASON,
+        "stage": STAGE,
+        "id": doc.get("id"),
+        "source": doc.get("source"),
+        "detail": f"exact duplicate of {matched_id} (cluster of {count})",
+        "sample": (doc.get("text") or "")[:200],
+        "matched_id": matched_id,
+    }
+
+
+class _SplitCluster(beam.DoFn):
+    """Given one key's documents and its (rank, count), keep the representative and reject the rest."""
+
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+        _, grouped = element
+        (best, count), = grouped["stats"]
+        kept = False
+        for doc in grouped["docs"]:
+            if not kept and doc_rank(doc) == best:
+                kept = True
+                yield {**doc, "dup_exact_count": int(count)}
+            else:
+                yield pvalue.TaggedOutput(REJECTS_TAG, reject_record(doc, best[0], count))
+
+
+class ExactDedup(beam.PTransform):
+    """`kept, rejects = docs | ExactDedup(cfg)`; with `cfg.enabled` False documents pass through unchanged."""
+
+    def __init__(self, config: ExactDedupConfig | None = None):
+        super().__init__()
+        self.config = config or ExactDedupConfig()
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        if not self.config.enabled:
+            none = docs.pipeline | "NoRejects" >> beam.Create([])
+            return docs, none
+        keyed = docs | "KeyByTextHash" >> beam.Map(lambda d: (dedup_key(d), d))
+        stats = (
+            keyed
+            | "RankOnly" >> beam.MapTuple(lambda k, d: (k, (doc_rank(d), 1)))
+            | "MinRankCount" >> beam.CombinePerKey(MinRankCountFn())
+        )
+        results = (
+            {"docs": keyed, "stats": stats}
+            | "JoinClusters" >> beam.CoGroupByKey()
+            | "SplitClusters" >> beam.ParDo(_SplitCluster()).with_outputs(REJECTS_TAG, main="kept")
+        )
+        return results.kept, results[REJECTS_TAG]

@@ -1,0 +1,32 @@
+"""Beam pipeline options for replaymill jobs: all local cores by default, any runner by flag.
+
+Locally the DirectRunner (Beam's FnApiRunner) runs with `direct_num_workers=0` (one worker per
+core) in `multi_processing` mode: each worker is a separate SDK process, so CPU-bound DoFns
+(fastText, MinHash) really run in parallel and every DoFn is pickled as on a cluster.
+`in_memory` mode (one process, threads) is the fallback for debugging and for small test runs
+where starting worker processes costs more than the work. Any other runner (Dataflow, Flink,
+Spark, PortableRunner) is chosen with `runner=` and configured with its own Beam flags, passed
+through untouched (e.g. `--project=... --region=... --temp_location=gs://...`).
+"""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
+RUNNING_MODES = ("multi_processing", "in_memory", "multi_threading")
+
+
+def make_options(
+    runner: str = "DirectRunner",
+    workers: int = 0,
+    running_mode: str = "multi_processing",
+    beam_args: list[str] | None = None,
+) -> PipelineOptions:
+    """Options for one job. `workers` 0 means every core (DirectRunner only); `beam_args` are
+    extra Beam flags for the chosen runner, which Beam itself validates."""
+    if running_mode not in RUNNING_MODES:
+        raise ValueError(f"running mode must be one of {', '.join(RUNNING_MODES)}, not {running_mode!r}")
+    flags = [f"--runner={runner}", *(beam_args or [])]
+    if runner in LOCAL_RUNNERS:
+        flags += [f"--direct_num_workers={workers}", f"--direct_running_mode={running_mode}"]
+    return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)

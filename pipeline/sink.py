@@ -1,0 +1,253 @@
+"""The Arrow sink: deterministic, size-bounded, Hive-partitioned shards, then the manifest, last.
+
+Layout: `OUT/domain=<d>/lang=<l>/part-NNNNN.arrow` (+ `OUT/_manifest.json`, + optional `OUT/_rejects/`).
+
+Why this shape (runner-portable, nothing through driver memory):
+1. A combine counts the raw bytes of each (domain, lang) partition.
+2. That count reaches a DoFn as a side input, which gives each document the bucket
+   `stable_hash(id) mod ceil(bytes / (max_shard_bytes / HEADROOM))`: the shard a document lands in
+   depends only on its id and the partition's size, never on worker count or arrival order.
+3. A GroupByKey on (domain, lang, bucket) gathers one shard's rows; they are sorted by id and
+   written atomically by `shards.io.write_shard` (temp name, then rename). A bucket whose rows
+   still exceed the bound (an unlucky hash) is split, in id order, into `part-NNNNN-K.arrow`.
+4. Every write emits a ShardInfo; `CombineGlobally` gathers them into one element only after
+   every shard is written, and a final DoFn writes `_manifest.json` from it plus the funnel.
+   The manifest's presence therefore means the set is whole.
+
+Resume guarantee: a crashed run leaves no half shard under a final name (atomic renames) and no
+manifest; re-running the same build over the same output rewrites the same shard names with the
+same bytes (deterministic sharding and row order) and then writes the manifest. `prepare_output`
+removes a previous run's partial files first so no stale shard survives into the new set.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.document import COLUMN_NAMES, SCHEMA_VERSION, to_record_batch
+from schemas.manifest import MANIFEST_NAME, Funnel, Manifest, ShardInfo, totals_from_shards
+from shards.io import join, write_manifest, write_shard
+
+# Buckets are sized for max_shard_bytes / HEADROOM of raw text so hash imbalance rarely splits one.
+HEADROOM = 2.0
+# Per-row bytes added to the text and metadata lengths when estimating a row's raw size.
+ROW_OVERHEAD = 256
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def partition_value(value: str | None, default: str) -> str:
+    """A Hive partition value that is safe in a path (no '/', '=' or spaces)."""
+    return _UNSAFE.sub("_", value) if value else default
+
+
+def finalize_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """Exactly the schema's columns, with the partition columns filled so file and path agree."""
+    row = {name: doc.get(name) for name in COLUMN_NAMES}
+    row["domain"] = partition_value(row["domain"], "other")
+    row["lang"] = partition_value(row["lang"], "und")
+    return row
+
+
+def row_bytes(row: dict[str, Any]) -> int:
+    """Raw (uncompressed) size estimate of one row; zstd shards are smaller, so the bound holds."""
+    return len(row["text"].encode("utf-8")) + len((row.get("metadata") or "").encode("utf-8")) + ROW_OVERHEAD
+
+
+def stable_hash(text: str) -> int:
+    """A hash that is the same in every process and on every machine (unlike Python's `hash`)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def num_buckets(partition_bytes: int, max_shard_bytes: int) -> int:
+    """How many shards a partition of `partition_bytes` raw bytes is spread over."""
+    return max(1, math.ceil(partition_bytes * HEADROOM / max_shard_bytes))
+
+
+def shard_path(domain: str, lang: str, bucket: int, part: int) -> str:
+    """Relative path of a shard; `part` > 0 only when one bucket had to be split."""
+    suffix = f"-{part}" if part else ""
+    return f"domain={domain}/lang={lang}/part-{bucket:05d}{suffix}.arrow"
+
+
+def split_by_size(rows: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Consecutive runs of rows whose raw size stays under `max_bytes` (a lone oversized row gets its own)."""
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for row in rows:
+        b = row_bytes(row)
+        if chunks[-1] and size + b > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += b
+    return chunks if chunks[0] else []
+
+
+class _AssignBucket(beam.DoFn):
+    """Keys each row by (domain, lang, bucket) using the partition sizes side input."""
+
+    def __init__(self, max_shard_bytes: int):
+        self.max_shard_bytes = max_shard_bytes
+
+    def process(self, row: dict[str, Any], sizes: dict[tuple[str, str], int]) -> Iterator[Any]:
+        part = (row["domain"], row["lang"])
+        n = num_buckets(sizes[part], self.max_shard_bytes)
+        yield (row["domain"], row["lang"], stable_hash(row["id"]) % n), row
+
+
+class _WriteShard(beam.DoFn):
+    """Sorts one bucket's rows by id and writes them as one (rarely several) atomic Arrow shard."""
+
+    def __init__(self, root: str, max_shard_bytes: int):
+        self.root = root
+        self.max_shard_bytes = max_shard_bytes
+
+    def process(self, element: tuple[tuple[str, str, int], Iterable[dict[str, Any]]]) -> Iterator[dict]:
+        (domain, lang, bucket), rows = element
+        ordered = sorted(rows, key=lambda r: (r["id"], r.get("source") or "", r.get("url") or ""))
+        for part, chunk in enumerate(split_by_size(ordered, self.max_shard_bytes)):
+            table = pa.Table.from_batches([to_record_batch(chunk)])
+            info = write_shard(self.root, shard_path(domain, lang, bucket, part), table, domain, lang)
+            yield info.model_dump()
+
+
+class WriteShards(beam.PTransform):
+    """`shard_infos = docs | WriteShards(out, max_shard_bytes)`: one ShardInfo dict per written file."""
+
+    def __init__(self, output: str, max_shard_bytes: int):
+        super().__init__()
+        self.output = output
+        self.max_shard_bytes = max_shard_bytes
+
+    def expand(self, docs: beam.PCollection) -> beam.PCollection:
+        rows = docs | "FinalizeRows" >> beam.Map(finalize_row)
+        sizes = (
+            rows
+            | "PartitionBytes" >> beam.Map(lambda r: ((r["domain"], r["lang"]), row_bytes(r)))
+            | "SumBytes" >> beam.CombinePerKey(sum)
+        )
+        return (
+            rows
+            | "AssignBucket" >> beam.ParDo(_AssignBucket(self.max_shard_bytes), sizes=beam.pvalue.AsDict(sizes))
+            | "GroupShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(_WriteShard(self.output, self.max_shard_bytes))
+        )
+
+
+def manifest_from_parts(
+    shard_dicts: list[dict],
+    funnel: dict,
+    *,
+    inputs: list[str],
+    recipe: dict,
+    package_versions: dict[str, str],
+    tool_version: str,
+    extra: dict | None = None,
+) -> Manifest:
+    """The manifest of a finished set: shards in path order, totals summed from them, the funnel."""
+    shards = sorted((ShardInfo.model_validate(s) for s in shard_dicts), key=lambda s: s.path)
+    by_domain, by_lang, total = totals_from_shards(shards)
+    return Manifest(
+        schema_version=SCHEMA_VERSION,
+        kind="build",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tool_version=tool_version,
+        package_versions=package_versions,
+        inputs=list(inputs),
+        recipe=recipe,
+        shards=shards,
+        by_domain=by_domain,
+        by_lang=by_lang,
+        total=total,
+        funnel=Funnel.model_validate(funnel),
+        extra=extra or {},
+    )
+
+
+class _WriteManifest(beam.DoFn):
+    """Runs once, on the single list of all ShardInfos, so it can only run after every shard exists."""
+
+    def __init__(self, root: str, **fields: Any):
+        self.root = root
+        self.fields = fields
+
+    def process(self, shard_dicts: list[dict], funnel: dict, rejects_files: list[str]) -> Iterator[str]:
+        extra = {"rejects_files": sorted(rejects_files)} if rejects_files else {}
+        manifest = manifest_from_parts(shard_dicts, funnel, extra=extra, **self.fields)
+        write_manifest(self.root, manifest)
+        yield join(self.root, MANIFEST_NAME)
+
+
+class WriteManifest(beam.PTransform):
+    """`shard_infos | WriteManifest(out, funnel, rejects_files, ...)`: gathers, then writes `_manifest.json`."""
+
+    def __init__(self, output: str, funnel: beam.PCollection, rejects_files: beam.PCollection | None, **fields: Any):
+        super().__init__()
+        self.output = output
+        self.funnel = funnel
+        self.rejects_files = rejects_files
+        self.fields = fields
+
+    def expand(self, shard_infos: beam.PCollection) -> beam.PCollection:
+        rejects_files = self.rejects_files
+        if rejects_files is None:
+            rejects_files = shard_infos.pipeline | "NoRejectsFiles" >> beam.Create([])
+        return (
+            shard_infos
+            | "AllShards" >> beam.combiners.ToList()
+            | "Write" >> beam.ParDo(
+                _WriteManifest(self.output, **self.fields),
+                funnel=beam.pvalue.AsSingleton(self.funnel),
+                rejects_files=beam.pvalue.AsList(rejects_files),
+            )
+        )
+
+
+class WriteRejects(beam.PTransform):
+    """Reject records as gzipped JSON lines under `OUT/_rejects/`; yields the written file names."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        self.output = output
+
+    def expand(self, rejects: beam.PCollection) -> beam.PCollection:
+        return (
+            rejects
+            | "ToJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True, ensure_ascii=False))
+            | "WriteJsonl" >> beam.io.WriteToText(
+                join(self.output, "_rejects", "rejects"),
+                file_name_suffix=".jsonl.gz",
+                compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+            )
+        )
+
+
+class OutputExistsError(RuntimeError):
+    """The output directory already holds a finished shard set and `overwrite` was not given."""
+
+
+def _matching(pattern: str) -> list[str]:
+    return [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+
+
+def prepare_output(output: str, overwrite: bool) -> list[str]:
+    """Make `output` ready for a build: refuse a finished set unless `overwrite`, and clear
+    replaymill's own leftovers (manifest first, then shards, temp files and rejects) so no stale
+    shard from an earlier run survives. Returns the removed paths. Other files are left alone."""
+    manifest = join(output, MANIFEST_NAME)
+    if FileSystems.exists(manifest):
+        if not overwrite:
+            raise OutputExistsError(f"{output} already holds a finished shard set ({MANIFEST_NAME}); pass --overwrite to replace it")
+        FileSystems.delete([manifest])
+    stale = _matching(join(output, "domain=*", "lang=*", "part-*")) + _matching(join(output, "_rejects", "*"))
+    if stale:
+        FileSystems.delete(stale)
+    return stale
