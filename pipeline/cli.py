@@ -11,6 +11,7 @@ import sys
 
 SUBCOMMANDS: tuple[str, ...] = (
     "pipeline.build_cmd",
+    "pipeline.lsh_cmd",
 )
 
 
