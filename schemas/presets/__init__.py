@@ -1,0 +1,1 @@
+"""Published mixture presets as YAML data (loaded by schemas.mixtures via importlib.resources)."""
