@@ -15,10 +15,13 @@ $(BIN)/replaymill: pyproject.toml
 setup: $(BIN)/replaymill
 
 demo: setup
-	$(BIN)/replaymill build --output out/demo
+	$(BIN)/replaymill build --output out/demo --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q
+
+bench: setup
+	$(BIN)/python bench/build_throughput.py
 
 clean:
 	rm -rf out .pytest_cache
