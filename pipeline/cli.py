@@ -12,6 +12,7 @@ import sys
 SUBCOMMANDS: tuple[str, ...] = (
     "pipeline.build_cmd",
     "pipeline.lsh_cmd",
+    "pipeline.audit_cmd",
 )
 
 
