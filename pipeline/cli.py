@@ -13,6 +13,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "pipeline.build_cmd",
     "pipeline.lsh_cmd",
     "pipeline.audit_cmd",
+    "trainer.train_cmd",
 )
 
 
