@@ -1,0 +1,95 @@
+"""Achieved versus target mixture: per-domain shares, total variation, KL, and which domains are short.
+
+Why both distances: total variation (half the L1 distance, in [0, 1]) reads as "the fraction of
+tokens that sit in the wrong domain" and makes a natural CI gate; KL(target || achieved) grows
+without bound when a domain the target needs is (nearly) missing, which TV understates.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from schemas.mixtures import normalize, resolve_target
+
+
+def load_target(spec: str) -> dict[str, Any]:
+    """`--target` (preset name or weights YAML) -> {"name", "by", "weights"} via schemas.mixtures."""
+    weights, by, description = resolve_target(spec)
+    return {"name": spec, "description": description, "by": by or "tokens", "weights": weights}
+
+
+def amounts_by_key(cells: list[dict[str, Any]], keys: list[str], by: str) -> dict[str, int]:
+    """Per mixture key, the achieved amount (`by` = "tokens" or "docs") from domain x language cells.
+
+    The sampler's rule: a document counts under `domain/lang` when that key is in the target,
+    else under `domain`; so a target may mix plain domains and domain/language keys.
+    """
+    if by not in ("tokens", "docs"):
+        raise ValueError(f"by must be 'tokens' or 'docs', not {by!r}")
+    wanted = set(keys)
+    out: dict[str, int] = {}
+    for c in cells:
+        key = f"{c['domain']}/{c['lang']}"
+        key = key if key in wanted else c["domain"]
+        out[key] = out.get(key, 0) + int(c[by])
+    return out
+
+
+def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
+    """Half the L1 distance between two distributions over the union of their keys."""
+    keys = set(p) | set(q)
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
+
+
+def kl_divergence(p: dict[str, float], q: dict[str, float]) -> float:
+    """KL(p || q) in nats; infinite when p puts mass where q has none."""
+    out = 0.0
+    for k, pk in p.items():
+        if pk <= 0:
+            continue
+        qk = q.get(k, 0.0)
+        if qk <= 0:
+            return math.inf
+        out += pk * math.log(pk / qk)
+    return out
+
+
+def compare_to_target(amounts: dict[str, int], target: dict[str, float], *, by: str = "tokens",
+                      tolerance: float = 0.01) -> dict[str, Any]:
+    """Compare achieved per-domain `amounts` (tokens or docs) with `target` proportions.
+
+    A domain is *short* when its achieved share is below target by more than `tolerance`
+    (absolute). `max_total_at_target` is the largest corpus (in `by` units) that could be drawn
+    at exactly the target proportions from what is available, i.e. min over target domains of
+    available / target share: the sampler's ceiling without repetition. `deficit` is how much a
+    domain lacks to reach its target share at the current total.
+    """
+    target = normalize(target)
+    total = int(sum(amounts.values()))
+    achieved = {k: (v / total if total else 0.0) for k, v in amounts.items()}
+    rows = []
+    for dom in sorted(set(target) | set(amounts)):
+        a, t = achieved.get(dom, 0.0), target.get(dom, 0.0)
+        rows.append({
+            "domain": dom,
+            "amount": int(amounts.get(dom, 0)),
+            "achieved": a,
+            "target": t,
+            "diff": a - t,
+            "deficit": max(0, int(math.ceil(t * total - amounts.get(dom, 0)))),
+            "short": a < t - tolerance,
+        })
+    ceilings = [amounts.get(d, 0) / t for d, t in target.items() if t > 0]
+    kl = kl_divergence(target, achieved) if total else math.inf
+    return {
+        "by": by,
+        "tolerance": tolerance,
+        "domains": rows,
+        "total_variation": total_variation(achieved, target) if total else 1.0,
+        "kl_target_achieved": None if math.isinf(kl) else kl,
+        "kl_infinite": math.isinf(kl),
+        "short": [r["domain"] for r in rows if r["short"]],
+        "missing": sorted(d for d, t in target.items() if t > 0 and amounts.get(d, 0) == 0),
+        "unexpected": sorted(d for d in amounts if target.get(d, 0.0) == 0 and amounts[d] > 0),
+        "max_total_at_target": int(min(ceilings)) if ceilings else 0,
+    }

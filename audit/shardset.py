@@ -1,0 +1,56 @@
+"""Audit of finished shard sets: stream every shard once, projected to the columns the audit needs.
+
+Single process by design: shards already carry every tag (domain, language, quality, cluster
+sizes), so auditing them is a columnar scan, not a pipeline; the counting columns of one shard are a
+few bytes per document, and one shard at a time is in memory, so memory is flat in the number of
+shards. `text` is decoded only for the distinct-text sketch and the contamination check (both
+optional). For shard sets far larger than one machine reads in reasonable time, the same
+accumulators merge across processes (`AuditStats.merge`), exactly as the Beam audit of raw input does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from audit.contamination import ContaminationStats, EvalIndex
+from audit.stats import DISTINCT_COLUMNS, STAT_COLUMNS, AuditStats
+from shards.reader import ShardSet
+
+BATCH_ROWS = 1024
+
+
+def is_shard_set(path: str) -> bool:
+    """True when `path` holds a `_manifest.json` (a finished build, sample or reshard output)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from schemas.manifest import MANIFEST_NAME
+
+    return FileSystems.exists(FileSystems.join(path, MANIFEST_NAME))
+
+
+def audit_shard_sets(
+    roots: list[str], *, distinct: bool = True, index: EvalIndex | None = None, verify: bool = True,
+) -> tuple[AuditStats, ContaminationStats | None, dict[str, Any] | None]:
+    """(stats, contamination tally, summed manifest funnel or None) over one or more shard sets."""
+    stats = AuditStats(distinct=distinct)
+    cont = ContaminationStats() if index is not None else None
+    columns = list(STAT_COLUMNS)
+    if distinct:
+        columns += list(DISTINCT_COLUMNS)
+    if index is not None:
+        columns += [c for c in ("id", "text") if c not in columns]
+    funnel: dict[str, Any] = {"read": 0, "dropped": {}, "kept": 0}
+    for root in roots:
+        shardset = ShardSet.open(root, verify=verify, cache_shards=0)
+        f = shardset.manifest.funnel
+        funnel["read"] += f.read
+        funnel["kept"] += f.kept
+        for reason, n in f.dropped.items():
+            funnel["dropped"][reason] = funnel["dropped"].get(reason, 0) + n
+        for info in shardset.shards:
+            table = shardset.read_table(info, columns)
+            for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+                stats.add_table(batch)
+                if index is not None:
+                    cont.add(index.query(batch.column("id").to_pylist(), batch.column("text").to_pylist()))
+    has_funnel = funnel["read"] or funnel["kept"] or funnel["dropped"]
+    return stats, cont, (funnel if has_funnel else None)

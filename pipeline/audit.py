@@ -1,0 +1,148 @@
+"""Beam audit of raw corpora: Read -> Annotate (nothing filtered) -> one mergeable accumulator.
+
+Raw input carries no tags, so the audit computes them with the very transforms `build` uses
+(`ReadCorpus`, `Annotate` with a recipe that drops nothing), then folds documents into
+`audit.stats.AuditStats` partials, one per batch (vectorized), merged by `CombineGlobally`. Memory
+is flat: a worker holds one batch and one accumulator of fixed size; the runner merges partials
+in any order, which the accumulator's exact, commutative merge allows. The single combined result
+is written as one JSON file with Beam's `WriteToText`, so it works on any runner and filesystem.
+
+The contamination index (small: an evaluation set) travels pickled inside the DoFn, the portable
+way to ship a read-only in-memory structure to every worker.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable
+
+import apache_beam as beam
+
+from audit.contamination import ContaminationStats, EvalIndex
+from audit.stats import AuditStats
+from pipeline.annotate import Annotate
+from pipeline.sources import ReadCorpus
+from schemas.filters import QualityConfig
+from schemas.recipe import Recipe
+
+
+def audit_recipe() -> Recipe:
+    """A recipe that tags everything and drops nothing (all rule sets off, no length bounds, all languages)."""
+    return Recipe(name="audit", description="tag only: every document kept",
+                  quality=QualityConfig(min_chars=0, max_chars=sys.maxsize))
+
+
+class Partial:
+    """Audit stats and (optional) contamination tally of part of the input; merges exactly."""
+
+    def __init__(self, distinct: bool, with_contamination: bool):
+        self.stats = AuditStats(distinct=distinct)
+        self.cont = ContaminationStats() if with_contamination else None
+
+    def merge(self, other: "Partial") -> "Partial":
+        self.stats.merge(other.stats)
+        if other.cont is not None:
+            self.cont = self.cont.merge(other.cont) if self.cont is not None else other.cont
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stats": self.stats.to_dict(), "contamination": self.cont.to_dict() if self.cont else None}
+
+
+class AccumulateBatch(beam.DoFn):
+    """One batch of annotated documents -> one Partial (vectorized stats + contamination query)."""
+
+    def __init__(self, distinct: bool, index: EvalIndex | None):
+        self.distinct = distinct
+        self.index = index
+
+    def process(self, docs: list[dict[str, Any]]) -> Iterable[Partial]:
+        part = Partial(self.distinct, self.index is not None)
+        part.stats.add_documents(docs)
+        if self.index is not None:
+            part.cont.add(self.index.query([d["id"] for d in docs], [d["text"] for d in docs]))
+        beam.metrics.Metrics.counter("audit", "documents").inc(len(docs))
+        yield part
+
+
+def _rejects_partial(rejects: list[dict[str, Any]], distinct: bool, with_contamination: bool) -> Partial:
+    part = Partial(distinct, with_contamination)
+    for r in rejects:
+        part.stats.add_rejects(f"{r.get('stage', 'read')}:{r.get('reason', 'unknown')}")
+    return part
+
+
+class MergePartials(beam.CombineFn):
+    """CombineFn whose inputs are already accumulators: merging is the whole job."""
+
+    def __init__(self, distinct: bool, with_contamination: bool):
+        self.distinct = distinct
+        self.with_contamination = with_contamination
+
+    def create_accumulator(self) -> Partial:
+        return Partial(self.distinct, self.with_contamination)
+
+    def add_input(self, acc: Partial, part: Partial) -> Partial:
+        return acc.merge(part)
+
+    def merge_accumulators(self, accs: Iterable[Partial]) -> Partial:
+        accs = iter(accs)
+        first = next(accs)
+        for a in accs:
+            first.merge(a)
+        return first
+
+    def extract_output(self, acc: Partial) -> str:
+        return json.dumps(acc.to_dict(), separators=(",", ":"))
+
+
+class AuditCorpus(beam.PTransform):
+    """patterns -> a PCollection with one JSON string: `{"stats": ..., "contamination": ...}`."""
+
+    def __init__(self, patterns: list[str], *, distinct: bool = True, index: EvalIndex | None = None,
+                 batch_size: int = 512):
+        super().__init__()
+        self.patterns = patterns
+        self.distinct = distinct
+        self.index = index
+        self.batch_size = batch_size
+
+    def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
+        with_cont = self.index is not None
+        docs, read_rejects = root | "Read" >> ReadCorpus(self.patterns)
+        kept, annotate_rejects = docs | "Annotate" >> Annotate(audit_recipe())
+        doc_parts = (
+            kept
+            | "BatchDocs" >> beam.BatchElements(min_batch_size=min(64, self.batch_size), max_batch_size=self.batch_size)
+            | "Accumulate" >> beam.ParDo(AccumulateBatch(self.distinct, self.index))
+        )
+        reject_parts = (
+            (read_rejects, annotate_rejects)
+            | "AllRejects" >> beam.Flatten()
+            | "BatchRejects" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
+            | "CountRejects" >> beam.Map(_rejects_partial, self.distinct, with_cont)
+        )
+        return (
+            (doc_parts, reject_parts)
+            | "AllParts" >> beam.Flatten()
+            | "Merge" >> beam.CombineGlobally(MergePartials(self.distinct, with_cont))
+        )
+
+
+def run_audit(patterns: list[str], out_path: str, options, *, distinct: bool = True,
+              index: EvalIndex | None = None) -> None:
+    """Run the audit pipeline; the combined result is the single file `out_path` (any Beam filesystem)."""
+    with beam.Pipeline(options=options) as p:
+        (p
+         | "Audit" >> AuditCorpus(patterns, distinct=distinct, index=index)
+         | "Write" >> beam.io.WriteToText(out_path, shard_name_template="", num_shards=1))
+
+
+def read_result(path: str) -> tuple[AuditStats, ContaminationStats | None]:
+    """The stats and contamination tally `run_audit` wrote."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        d = json.loads(f.read().decode("utf-8"))
+    cont = ContaminationStats.from_dict(d["contamination"]) if d["contamination"] else None
+    return AuditStats.from_dict(d["stats"]), cont
