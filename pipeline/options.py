@@ -7,6 +7,10 @@ core) in `multi_processing` mode: each worker is a separate SDK process, so CPU-
 where starting worker processes costs more than the work. Any other runner (Dataflow, Flink,
 Spark, PortableRunner) is chosen with `runner=` and configured with its own Beam flags, passed
 through untouched (e.g. `--project=... --region=... --temp_location=gs://...`).
+
+`DirectRunner` is run as Beam's FnApiRunner, the DirectRunner's own batch engine: since Beam 2.6x
+the DirectRunner first tries Prism, which downloads a Go binary at run time (no network here, and
+a hang where outbound traffic is silently dropped); the FnApiRunner needs nothing extra.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ def make_options(
     extra Beam flags for the chosen runner, which Beam itself validates."""
     if running_mode not in RUNNING_MODES:
         raise ValueError(f"running mode must be one of {', '.join(RUNNING_MODES)}, not {running_mode!r}")
-    flags = [f"--runner={runner}", *(beam_args or [])]
-    if runner in LOCAL_RUNNERS:
+    local = runner in LOCAL_RUNNERS
+    flags = [f"--runner={'FnApiRunner' if local else runner}", *(beam_args or [])]
+    if local:
         flags += [f"--direct_num_workers={workers}", f"--direct_running_mode={running_mode}"]
     return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)
