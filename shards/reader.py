@@ -81,8 +81,12 @@ class ShardSet:
             self._verified.add(info.path)
         return data
 
-    def read_table(self, info: ShardInfo, columns: list[str] | None = None) -> pa.Table:
-        """One shard as a table (optionally projected), verified, through the LRU cache."""
+    def ensure_cache(self, shards: int) -> None:
+        """Grow the LRU cache to hold at least `shards` decoded shards (a sampler's working set)."""
+        self._cache_size = max(self._cache_size, shards)
+
+    def read_table(self, info: ShardInfo, columns: list[str] | None = None, cache: bool = True) -> pa.Table:
+        """One shard as a table (optionally projected), verified; kept in the LRU cache when `cache`."""
         self._check_columns(columns)
         key = (info.path, tuple(columns) if columns else None)
         table = self._cache.get(key)
@@ -94,7 +98,7 @@ class ShardSet:
             table = table.select(columns)
         if table.num_rows != info.rows:
             raise CorruptShardError(f"{info.path}: {table.num_rows} rows, manifest says {info.rows}")
-        if self._cache_size:
+        if cache and self._cache_size:
             self._cache[key] = table
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

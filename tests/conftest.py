@@ -66,12 +66,12 @@ def make_shard_set():
 
 
 def _chunks(text: str, size: int) -> list[str]:
-    """Consecutive paragraphs of `text` packed into chunks of about `size` characters."""
+    """Consecutive non-empty lines of `text` packed into chunks of about `size` characters."""
     out, cur = [], ""
-    for para in (p.strip() for p in text.split("\n\n")):
-        if not para:
+    for line in (ln.strip() for ln in text.splitlines()):
+        if not line:
             continue
-        cur = f"{cur}\n\n{para}" if cur else para
+        cur = f"{cur}\n{line}" if cur else line
         if len(cur) >= size:
             out.append(cur)
             cur = ""

@@ -1,0 +1,311 @@
+"""ReplaySampler: an exact, seeded, resumable stream of documents in a target mixture, from a shard set.
+
+The global sequence. Documents are grouped by mixture key (`domain`, or `domain/lang` where the
+target names that key). Within a key, documents follow a seeded permutation, epoch by epoch
+(epoch e > 0 only when a short key is upsampled). Keys are interleaved by the deadline
+largest-shortfall rule of `transforms.interleave` over units (tokens by default, or documents),
+so every prefix is within one document of the target. This sequence depends only on the shard
+set, the target, `by` and `seed`: never on rank, world size or dataloader workers.
+
+Ranks. Rank r of W takes global positions r, r + W, r + 2W, ...; interleaving the ranks' outputs
+position by position gives back the global sequence, for any W. Each rank runs the (cheap,
+index-only) schedule for all positions and reads text only for its own. For DataLoader workers,
+use rank' = rank * num_workers + worker and world_size' = world_size * num_workers.
+
+Permutation within a key, cheap to read. The key's shards are put in a seeded order and cut
+into blocks of `shuffle_block` shards; the documents of a block are permuted together (as
+MosaicML streaming's block shuffles do). A block is decoded once and stays in the ShardSet's LRU
+cache while it is consumed, so random order never means one shard decode per document.
+
+State dict (JSON, a few hundred bytes; see `state_dict`): the global position P reached, the
+interleave state at P (units, documents, exhausted per key) and the settings that define the
+sequence (checked on load). It is the same on every rank that has taken the same number of steps,
+and loading it at any world size continues the global sequence at P.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from schemas.manifest import ShardInfo
+from shards.reader import ShardSet, reader_slot
+from transforms.interleave import MixtureInterleave
+
+STATE_FORMAT = "replaymill.sampler/1"
+ON_SHORT = ("error", "upsample", "renormalize")
+BY = ("tokens", "docs")
+
+
+class ShortDomainError(RuntimeError):
+    """A mixture key has fewer documents/tokens than the target asks for and on_short is "error"."""
+
+
+@dataclass
+class _Key:
+    """The documents of one mixture key: its shards and (tokens mode) per-document sizes."""
+
+    name: str
+    shards: list[ShardInfo]
+    rows: np.ndarray                 # rows per shard
+    sizes: list[np.ndarray] | None   # per shard, per row, units (None in docs mode: all 1)
+
+    @property
+    def docs(self) -> int:
+        return int(self.rows.sum())
+
+    @property
+    def units(self) -> int:
+        return self.docs if self.sizes is None else int(sum(int(s.sum()) for s in self.sizes))
+
+
+def key_for(domain: str, lang: str, keys: set[str]) -> str | None:
+    """The mixture key a (domain, lang) shard belongs to: `domain/lang` if targeted, else `domain`."""
+    if f"{domain}/{lang}" in keys:
+        return f"{domain}/{lang}"
+    return domain if domain in keys else None
+
+
+def renormalized_weights(weights: list[float], available: list[int], budget: int) -> list[float]:
+    """Water-filling: keys that cannot supply `w_k * budget` get all they have, the rest share the remainder.
+
+    Proportional to the original weights among the keys that are not capped, so a short key
+    changes the others' ratios to each other not at all.
+    """
+    capped: set[int] = set()
+    while True:
+        remaining = budget - sum(available[k] for k in capped)
+        free = [k for k in range(len(weights)) if k not in capped and weights[k] > 0]
+        wsum = math.fsum(weights[k] for k in free)
+        newly = [k for k in free if wsum > 0 and weights[k] / wsum * remaining > available[k]]
+        if not newly:
+            break
+        capped.update(newly)
+    alloc = [float(available[k]) if k in capped else
+             (weights[k] / wsum * remaining if wsum > 0 and weights[k] > 0 else 0.0) for k in range(len(weights))]
+    total = math.fsum(alloc)
+    if total <= 0:
+        raise ShortDomainError("no documents available for any key of the target")
+    return [a / total for a in alloc]
+
+
+class ReplaySampler:
+    """Iterator of document dicts in the exact interleaved order; `state_dict`/`load_state_dict` resume it.
+
+    `budget` (units: tokens or documents) ends the stream once reached (the last document may
+    overshoot by less than one document) and lets `on_short` act up front: "error" raises
+    ShortDomainError naming every short key, "renormalize" caps short keys at what they have and
+    shares the rest (water-filling), "upsample" repeats short keys in new seeded epochs. Without a
+    budget the stream is endless under "upsample"; under "renormalize" a key leaves the mixture when
+    it runs out and the stream ends when all have; under "error" running out raises.
+
+    Each yielded dict has the requested `columns` (all by default) plus scratch keys `_key` (the
+    mixture key) and `_epoch` (0 unless upsampled), dropped by the shard sink.
+    """
+
+    def __init__(
+        self,
+        shardset: ShardSet,
+        target: dict[str, float],
+        *,
+        by: str = "tokens",
+        seed: int = 0,
+        on_short: str = "error",
+        rank: int = 0,
+        world_size: int = 1,
+        budget: int | None = None,
+        columns: list[str] | None = None,
+        shuffle_block: int = 2,
+    ):
+        if by not in BY:
+            raise ValueError(f"by must be one of {BY}, got {by!r}")
+        if on_short not in ON_SHORT:
+            raise ValueError(f"on_short must be one of {ON_SHORT}, got {on_short!r}")
+        if shuffle_block < 1:
+            raise ValueError("shuffle_block must be >= 1")
+        reader_slot(rank, world_size, 0, 1)
+        positive = {k: float(v) for k, v in target.items() if v > 0}
+        if not positive:
+            raise ValueError("target needs at least one positive weight")
+        total_w = math.fsum(positive.values())
+        self.target = {k: positive[k] / total_w for k in sorted(positive)}
+        self.shardset, self.by, self.seed, self.on_short = shardset, by, int(seed), on_short
+        self.rank, self.world_size, self.budget = rank, world_size, budget
+        self.columns, self.shuffle_block = columns, shuffle_block
+        self.keys = self._index(list(self.target))
+        self.available = [k.units for k in self.keys]
+        self.weights = self._effective_weights()
+        bound = 1 if by == "docs" else max([int(s.max()) for k in self.keys for s in (k.sizes or []) if len(s)] or [1])
+        self.interleave = MixtureInterleave(self.weights, bound=bound)
+        self._block_cache: dict[int, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
+        shardset.ensure_cache(len(self.keys) * shuffle_block + 1)
+        for k, key in enumerate(self.keys):
+            if key.docs == 0:
+                self._run_out(k)
+
+    # ----- index ---------------------------------------------------------------------------------
+    def _index(self, names: list[str]) -> list[_Key]:
+        """Group the set's shards by mixture key; read per-document sizes (tokens mode) once."""
+        wanted = set(names)
+        by_key: dict[str, list[ShardInfo]] = {n: [] for n in names}
+        for info in self.shardset.shards:
+            key = key_for(info.domain, info.lang, wanted)
+            if key is not None and info.rows > 0:
+                by_key[key].append(info)
+        keys = []
+        for name in names:
+            shards = by_key[name]
+            sizes = None
+            if self.by == "tokens":
+                sizes = []
+                for info in shards:
+                    col = self.shardset.read_table(info, ["n_tokens"], cache=False).column("n_tokens")
+                    arr = np.asarray(col.fill_null(1).to_numpy(zero_copy_only=False), dtype=np.int64)
+                    sizes.append(np.maximum(arr, 1))
+            keys.append(_Key(name, shards, np.array([s.rows for s in shards], dtype=np.int64), sizes))
+        return keys
+
+    def _effective_weights(self) -> list[float]:
+        weights = [self.target[k.name] for k in self.keys]
+        if self.budget is None or self.on_short == "upsample":
+            if self.on_short == "upsample":
+                empty = [k.name for k in self.keys if k.docs == 0]
+                if empty:
+                    raise ShortDomainError(f"cannot upsample keys with no documents: {empty}")
+            return weights
+        need = [w * self.budget for w in weights]
+        short = [(k.name, need[i], self.available[i]) for i, k in enumerate(self.keys) if need[i] > self.available[i]]
+        if short and self.on_short == "error":
+            lines = "; ".join(f"{n}: needs {need:,.0f} {self.by}, has {have:,}" for n, need, have in short)
+            raise ShortDomainError(f"target short for {len(short)} key(s) at budget {self.budget:,} {self.by}: {lines}"
+                                   " (use on_short='upsample' or 'renormalize')")
+        return renormalized_weights(weights, self.available, self.budget) if short else weights
+
+    # ----- within-key order ----------------------------------------------------------------------
+    def _rng(self, k: int, *parts: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(self.keys[k].name.encode()), *parts])
+
+    def _locate(self, k: int, p: int) -> tuple[int, int, int]:
+        """(shard index within key, row, epoch) of the p-th document of key k's sequence."""
+        key = self.keys[k]
+        epoch, q = divmod(p, key.docs)
+        cached = self._block_cache.get(k)
+        if cached is None or cached[0][0] != epoch or not (cached[0][1] <= q < cached[0][1] + len(cached[1])):
+            order = self._rng(k, epoch).permutation(len(key.shards))
+            start = 0
+            for b in range(0, len(order), self.shuffle_block):
+                members = order[b:b + self.shuffle_block]
+                n = int(key.rows[members].sum())
+                if q < start + n:
+                    shard_ids = np.repeat(members, key.rows[members])
+                    rows = np.concatenate([np.arange(key.rows[m]) for m in members])
+                    perm = self._rng(k, epoch, b + 1).permutation(n)
+                    cached = ((epoch, start), shard_ids[perm], rows[perm])
+                    self._block_cache[k] = cached
+                    break
+                start += n
+        (_, start), shard_ids, rows = cached
+        return int(shard_ids[q - start]), int(rows[q - start]), epoch
+
+    def _size(self, k: int, p: int) -> int:
+        if self.keys[k].sizes is None:
+            return 1
+        s, row, _ = self._locate(k, p)
+        return int(self.keys[k].sizes[s][row])
+
+    # ----- schedule ------------------------------------------------------------------------------
+    def _run_out(self, k: int) -> None:
+        if self.on_short == "error":
+            key = self.keys[k]
+            raise ShortDomainError(
+                f"key {key.name!r} ran out after {self.interleave.docs[k]:,} documents "
+                f"({self.interleave.units[k]:,} {self.by}; it has {key.docs:,} documents); "
+                "use on_short='upsample' or 'renormalize'")
+        self.interleave.exhaust(k)
+
+    def _step(self) -> tuple[int, int] | None:
+        """Advance the global schedule by one position: (key, position within key) or None at the end."""
+        machine = self.interleave
+        if self.budget is not None and sum(machine.units) >= self.budget:
+            return None
+        for k in machine.active:
+            if self.on_short != "upsample" and machine.docs[k] >= self.keys[k].docs:
+                self._run_out(k)
+        sizes = [0 if machine.exhausted[k] else self._size(k, machine.docs[k]) for k in range(len(self.keys))]
+        k = machine.choose(sizes)
+        if k is None:
+            return None
+        p = machine.docs[k]
+        machine.advance(k, sizes[k])
+        return k, p
+
+    @property
+    def position(self) -> int:
+        """Global positions stepped so far (all ranks together)."""
+        return sum(self.interleave.docs)
+
+    def iter_plan(self) -> Iterator[tuple[str, ShardInfo, int, int]]:
+        """This rank's picks without reading text: (key, shard, row, epoch), in order (used to materialize).
+
+        The schedule is stepped a whole block of `world_size` positions at a time, so after each
+        yield every rank sits at the same global position: the one its state dict records.
+        """
+        while True:
+            block = []
+            while len(block) < self.world_size:
+                picked = self._step()
+                if picked is None:
+                    break
+                block.append(picked)
+            if len(block) > self.rank:
+                k, p = block[self.rank]
+                s, row, epoch = self._locate(k, p)
+                yield self.keys[k].name, self.keys[k].shards[s], row, epoch
+            if len(block) < self.world_size:
+                return
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for name, info, row, epoch in self.iter_plan():
+            table = self.shardset.read_table(info, self.columns)
+            doc = table.slice(row, 1).to_pylist()[0]
+            doc["_key"], doc["_epoch"] = name, epoch
+            yield doc
+
+    # ----- state ---------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Short hash of the shard set's checksums: a state dict only resumes on the same data."""
+        h = hashlib.sha256()
+        for info in self.shardset.shards:
+            h.update(info.sha256.encode())
+        return h.hexdigest()[:16]
+
+    def _settings(self) -> dict[str, Any]:
+        return {"seed": self.seed, "by": self.by, "on_short": self.on_short, "budget": self.budget,
+                "shuffle_block": self.shuffle_block, "target": self.target, "shards": self.fingerprint()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"format", "position", "interleave": {units, docs, exhausted}, "settings"}; JSON-safe."""
+        return {"format": STATE_FORMAT, "position": self.position, "interleave": self.interleave.state_dict(),
+                "settings": self._settings()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the global sequence at the saved position (any rank, any world size)."""
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a ReplaySampler state (format {state.get('format')!r}, expected {STATE_FORMAT!r})")
+        mine, theirs = self._settings(), state["settings"]
+        diff = [f for f in mine if mine[f] != theirs.get(f)]
+        if diff:
+            raise ValueError(f"state dict was made with different settings: {', '.join(diff)} "
+                             f"(saved {[theirs.get(f) for f in diff]}, now {[mine[f] for f in diff]})")
+        self.interleave.load_state_dict(state["interleave"])
+
+    # ----- report --------------------------------------------------------------------------------
+    def achieved(self) -> dict[str, dict[str, int]]:
+        """Per key: units and documents taken so far by the global schedule, and repeated documents."""
+        m = self.interleave
+        return {k.name: {"units": m.units[i], "docs": m.docs[i], "repeats": max(0, m.docs[i] - k.docs)}
+                for i, k in enumerate(self.keys)}
