@@ -1,0 +1,136 @@
+"""The Annotate stage: language ID, quality signals, domain and token count, then the recipe's filters.
+
+`kept, rejects = docs | "Annotate" >> Annotate(recipe)`. Documents travel in batches
+(`beam.BatchElements`) so fastText predicts a whole batch in one C++ call and Beam's per-element
+cost is paid once per batch; the fastText model is loaded once per worker in `setup()`. Every
+document leaves either on `kept` with lang, lang_score, signals, quality, domain, n_tokens and
+n_chars filled, or on `rejects` with a reason, counted by a Beam counter of the same name
+(namespace "annotate"). Each document's result depends only on that document, so the output does
+not depend on batching, worker count or order.
+
+Filters, in order (the first that fails names the reason):
+  too_short / too_long        text length outside quality.min_chars..max_chars
+  lang_not_kept               language not in langid.keep (when a keep-list is given)
+  lang_score_low              fastText probability below langid.min_score
+  <rule set>:<signal>         the first failing rule of an enabled quality rule set
+  annotate_error              an unexpected exception on this one document (never seen; never a crash)
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import apache_beam as beam
+
+from schemas.recipe import Recipe
+from transforms.domains import tag_domain
+from transforms.langid import LanguageIdentifier
+from transforms.quality import check_rules, compute_signals, quality_score
+from transforms.records import make_reject
+from transforms.tokens import estimate_tokens
+
+STAGE = "annotate"
+REJECTS = "rejects"
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+LANG_NOT_KEPT = "lang_not_kept"
+LANG_SCORE_LOW = "lang_score_low"
+ANNOTATE_ERROR = "annotate_error"
+
+MIN_BATCH = 16
+MAX_BATCH = 512
+
+
+class AnnotateBatchFn(beam.DoFn):
+    """A batch of documents in; annotated documents (main output) and reject records (`rejects`) out."""
+
+    def __init__(self, recipe: Recipe):
+        self.langid = recipe.langid
+        self.quality = recipe.quality
+        self._keep = frozenset(recipe.langid.keep) if recipe.langid.keep is not None else None
+        # Fails at pipeline construction, on the driver, if the model path is wrong.
+        self._identifier = LanguageIdentifier(recipe.langid.model_path)
+
+    def setup(self) -> None:
+        self._identifier.load()
+        self._counters: dict[str, Any] = {}
+
+    def _reject(self, doc: dict[str, Any], reason: str, detail: str) -> beam.pvalue.TaggedOutput:
+        if reason not in self._counters:
+            self._counters[reason] = beam.metrics.Metrics.counter(STAGE, reason)
+        self._counters[reason].inc()
+        return beam.pvalue.TaggedOutput(REJECTS, make_reject(
+            reason, id=doc.get("id"), source=doc.get("source"), detail=detail,
+            sample=doc.get("text") or "", stage=STAGE))
+
+    def _length_reason(self, n_chars: int) -> tuple[str, str] | None:
+        if n_chars < self.quality.min_chars:
+            return TOO_SHORT, f"{n_chars} chars < min_chars {self.quality.min_chars}"
+        if n_chars > self.quality.max_chars:
+            return TOO_LONG, f"{n_chars} chars > max_chars {self.quality.max_chars}"
+        return None
+
+    def _lang_reason(self, lang: str, score: float) -> tuple[str, str] | None:
+        if self._keep is not None and lang not in self._keep:
+            return LANG_NOT_KEPT, f"lang {lang} ({score:.3f}) not in keep list"
+        if score < self.langid.min_score:
+            return LANG_SCORE_LOW, f"lang {lang} score {score:.3f} < min_score {self.langid.min_score}"
+        return None
+
+    def _finish(self, doc: dict[str, Any], lang: str, score: float) -> dict[str, Any] | tuple[str, str]:
+        """The annotated copy of `doc`, or (reason, detail) when a filter drops it."""
+        reason = self._lang_reason(lang, score)
+        if reason is not None:
+            return reason
+        text = doc["text"]
+        signals = compute_signals(text)
+        failed = check_rules(signals, self.quality)
+        if failed is not None:
+            rule_set, signal = failed.split(":", 1)
+            return failed, f"{signal}={signals[signal]:.4g} fails {rule_set}"
+        out = dict(doc)
+        out.update(
+            lang=lang,
+            lang_score=score,
+            signals=signals,
+            quality=quality_score(signals),
+            domain=tag_domain(doc),
+            n_chars=len(text),
+            n_tokens=estimate_tokens(text),
+        )
+        return out
+
+    def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:
+        candidates = []
+        for doc in batch:
+            reason = self._length_reason(len(doc["text"]))
+            if reason is None:
+                candidates.append(doc)
+            else:
+                yield self._reject(doc, *reason)
+        predictions = self._identifier.predict_batch([d["text"] for d in candidates])
+        for doc, (lang, score) in zip(candidates, predictions):
+            try:
+                result = self._finish(doc, lang, score)
+            except Exception as e:  # one bad document must not end the run: dead-letter it
+                yield self._reject(doc, ANNOTATE_ERROR, f"{type(e).__name__}: {e}")
+                continue
+            if isinstance(result, tuple):
+                yield self._reject(doc, *result)
+            else:
+                yield result
+
+
+class Annotate(beam.PTransform):
+    """`kept, rejects = docs | Annotate(recipe)`: annotate every document and apply the recipe's filters."""
+
+    def __init__(self, recipe: Recipe):
+        super().__init__()
+        self.recipe = recipe
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        results = (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=MIN_BATCH, max_batch_size=MAX_BATCH)
+            | "AnnotateBatch" >> beam.ParDo(AnnotateBatchFn(self.recipe)).with_outputs(REJECTS, main="kept")
+        )
+        return results.kept, results[REJECTS]

@@ -1,0 +1,258 @@
+"""Quality signals (computed once per document), rule checks and a single 0-1 quality score.
+
+As NeMo Curator separates `score_document` from `keep_document` and Dolma stores tags beside the
+text, `compute_signals` measures everything the Gopher, C4 and FineWeb rules look at, and
+`check_rules` decides with the recipe's thresholds later; a new threshold needs no re-scoring.
+
+Definitions (where the papers leave room, the choice is stated here):
+- Words: `\\w+` runs (with inner apostrophes) and runs of symbols (`|`, `©`, `+`; Unicode class S);
+  runs of pure punctuation are not words. Scripts without spaces give few long "words", so the
+  Gopher word rules are for space-delimited languages, as in the paper.
+- Lines: non-empty lines (whitespace-stripped); blank lines between paragraphs are layout, not
+  content, so they neither dilute line fractions nor count as duplicate lines.
+- Paragraphs: blocks separated by two or more newlines.
+- Repeated n-grams (Gopher): over words; the top n-gram fraction counts only n-grams that occur at
+  least twice; the duplicate n-gram fraction counts each character once, covering every word
+  inside an n-gram that already occurred earlier in the document. Characters are word characters
+  plus the single spaces joining covered words, over all characters of the text.
+- C4 sentence count: sentence ends (. ! ? ... followed by space or end of line) in lines C4 would
+  keep (terminal punctuation, at least 3 words, no "javascript", no cookie/terms policy, no word over
+  1000 characters, citations like [1] removed first); lorem ipsum and `{` are searched in those
+  same lines, as the TFDS reference code does.
+- FineWeb: lines ending in . ' " ! ? (and the CJK 。！？), lines of at most 30 characters, characters
+  in duplicate lines over characters without newlines, and line breaks per word.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+import numpy as np
+import regex
+
+from schemas.filters import (
+    C4Rules,
+    FineWebRules,
+    GopherQualityRules,
+    GopherRepetitionRules,
+    QualityConfig,
+    Rule,
+)
+from schemas.signals import SIGNAL_NAMES
+
+STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})  # Gopher's list
+BULLETS = ("•", "‣", "⁃", "◦", "●", "○", "▪", "▫", "■", "□", "∙", "-", "*")
+ELLIPSES = ("...", "…")
+C4_END_PUNCT = (".", "?", "!", '"', "'")
+C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+FINEWEB_STOP_CHARS = (".", "'", '"', "!", "?", "。", "！", "？")
+FINEWEB_SHORT_LINE = 30
+C4_MAX_WORD_LENGTH = 1000
+C4_MIN_WORDS_PER_LINE = 3
+
+_TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
+_SYMBOL = regex.compile(r"\p{S}")
+_ALPHA = re.compile(r"[^\W\d_]")  # a letter: word character that is neither digit nor underscore
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
+_SENTENCE_END = re.compile(r"(?:[.!?]+|…)['\"”’)\]]*(?=\s|$)")
+_HASH_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier for rolling n-gram ids (wrapping arithmetic)
+
+TOP_NGRAMS = (2, 3, 4)
+DUP_NGRAMS = tuple(range(5, 11))
+
+# The score treats every published rule with its default threshold, whatever the recipe enables,
+# so `quality` means the same thing in every shard set.
+_SCORE_RULES: tuple[Rule, ...] = tuple(
+    rule
+    for rules in (GopherQualityRules(), GopherRepetitionRules(), C4Rules(), FineWebRules())
+    for rule in rules.rules()
+)
+SCORE_SHARPNESS = 10.0
+
+
+def _words(text: str) -> list[str]:
+    """Word tokens (see module docstring): `\\w` runs and symbol runs, punctuation runs dropped."""
+    return [t for t in _TOKEN.findall(text) if t[0].isalnum() or t[0] == "_" or _SYMBOL.search(t)]
+
+
+def _dup_stats(items: list[str]) -> tuple[int, int]:
+    """(number of items equal to an earlier item, their total characters)."""
+    seen: set[str] = set()
+    count = chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
+
+
+def _ngram_fractions(ids: np.ndarray, lengths: np.ndarray, n_chars: int) -> dict[str, float]:
+    """Gopher's top n-gram (n=2..4) and duplicate n-gram (n=5..10) character fractions, in numpy.
+
+    `ids` are the words as integer ids (1-based, uint64), `lengths` their characters; n-gram ids are built by a wrapping polynomial over 64 bits (a
+    collision needs two distinct n-grams of one document to agree on 64 bits).
+    """
+    out = {f"top_{n}gram_char_frac": 0.0 for n in TOP_NGRAMS}
+    out.update({f"dup_{n}gram_char_frac": 0.0 for n in DUP_NGRAMS})
+    n_words = len(ids)
+    if n_words < 2 or n_chars == 0:
+        return out
+    cum = np.concatenate(([0], np.cumsum(lengths)))
+    h = ids.copy()
+    for n in range(2, max(DUP_NGRAMS) + 1):
+        if n_words < n:
+            break
+        with np.errstate(over="ignore"):
+            h = h[:-1] * _HASH_MULT + ids[n - 1:]
+        _, first, inverse, counts = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
+        if n in TOP_NGRAMS:
+            occurrences = counts[inverse]
+            if occurrences.max() >= 2:
+                gram_chars = cum[n:] - cum[:-n] + (n - 1)
+                best = np.lexsort((gram_chars, occurrences))[-1]  # most frequent, then longest
+                out[f"top_{n}gram_char_frac"] = occurrences[best] * gram_chars[best] / n_chars
+        if n in DUP_NGRAMS:
+            repeated = first[inverse] != np.arange(len(h))
+            if repeated.any():
+                covered = np.convolve(repeated.astype(np.int64), np.ones(n, dtype=np.int64))[:n_words] > 0
+                chars = lengths[covered].sum() + np.count_nonzero(covered[1:] & covered[:-1])
+                out[f"dup_{n}gram_char_frac"] = chars / n_chars
+    return {k: min(float(v), 1.0) for k, v in out.items()}
+
+
+def _c4_signals(lines: list[str]) -> dict[str, float]:
+    """C4's page-level facts over the non-empty stripped lines (see module docstring)."""
+    javascript = policy = no_terminal = sentences = 0
+    lorem = curly = 0.0
+    for line in lines:
+        lower = line.lower()
+        has_js = "javascript" in lower
+        has_policy = any(p in lower for p in C4_POLICY)
+        javascript += has_js
+        policy += has_policy
+        line_words = line.split()
+        if any(len(w) > C4_MAX_WORD_LENGTH for w in line_words):
+            continue
+        line = _CITATION.sub("", line).rstrip()
+        if not line.endswith(C4_END_PUNCT) or line.endswith("..."):
+            no_terminal += 1
+            continue
+        if len(line_words) < C4_MIN_WORDS_PER_LINE:
+            continue
+        if "lorem ipsum" in lower:
+            lorem = 1.0
+        if has_js:
+            continue
+        if "{" in line:
+            curly = 1.0
+        if has_policy:
+            continue
+        sentences += max(1, len(_SENTENCE_END.findall(line)))
+    n = max(len(lines), 1)
+    return {
+        "lorem_ipsum": lorem,
+        "curly_brace": curly,
+        "javascript_line_frac": javascript / n,
+        "policy_line_frac": policy / n,
+        "no_terminal_punct_line_frac": no_terminal / n,
+        "sentences": float(sentences),
+    }
+
+
+def compute_signals(text: str) -> dict[str, float]:
+    """Every signal in SIGNAL_NAMES for one text; finite floats, ratios with an empty denominator are 0."""
+    n_chars = len(text)
+    words = _words(text)
+    n_words = len(words)
+    # Per distinct word once, then weighted by occurrences: most words repeat within a page.
+    vocab = Counter(words)
+    distinct = list(vocab)
+    occurrences = np.fromiter(vocab.values(), dtype=np.int64, count=len(distinct))
+    index = {w: i for i, w in enumerate(distinct, start=1)}
+    ids = np.fromiter(map(index.__getitem__, words), dtype=np.uint64, count=n_words)
+    distinct_lengths = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
+    is_alpha = np.fromiter((_ALPHA.search(w) is not None for w in distinct), dtype=bool, count=len(distinct))
+    is_stop = np.fromiter((w.lower() in STOP_WORDS for w in distinct), dtype=bool, count=len(distinct))
+    lengths = np.concatenate(([0], distinct_lengths))[ids.astype(np.int64)]
+    per_word = 1.0 / n_words if n_words else 0.0
+    lines = [line.strip() for line in text.split("\n")]
+    lines = [line for line in lines if line]
+    n_lines = len(lines)
+    per_line = 1.0 / n_lines if n_lines else 0.0
+    paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(text)]
+    paragraphs = [p for p in paragraphs if p]
+    per_char = 1.0 / n_chars if n_chars else 0.0
+
+    dup_lines, dup_line_chars = _dup_stats(lines)
+    dup_paras, dup_para_chars = _dup_stats(paragraphs)
+    chars_without_newlines = n_chars - text.count("\n")
+
+    signals = {
+        # Gopher quality
+        "n_words": float(n_words),
+        "mean_word_length": float(occurrences @ distinct_lengths) * per_word,
+        "hash_word_ratio": text.count("#") * per_word,
+        "ellipsis_word_ratio": (text.count("...") + text.count("…")) * per_word,
+        "bullet_line_frac": sum(line.startswith(BULLETS) for line in lines) * per_line,
+        "ellipsis_line_frac": sum(line.endswith(ELLIPSES) for line in lines) * per_line,
+        "alpha_word_frac": float(occurrences[is_alpha].sum()) * per_word,
+        "stop_words": float(occurrences[is_stop].sum()),
+        # Gopher repetition
+        "dup_line_frac": dup_lines * per_line,
+        "dup_line_char_frac": dup_line_chars * per_char,
+        "dup_para_frac": dup_paras / len(paragraphs) if paragraphs else 0.0,
+        "dup_para_char_frac": dup_para_chars * per_char,
+        **_ngram_fractions(ids, lengths, n_chars),
+        # C4
+        **_c4_signals(lines),
+        # FineWeb
+        "line_punct_ratio": sum(line.endswith(FINEWEB_STOP_CHARS) for line in lines) * per_line,
+        "short_line_ratio": sum(len(line) <= FINEWEB_SHORT_LINE for line in lines) * per_line,
+        "char_dup_ratio": dup_line_chars / chars_without_newlines if chars_without_newlines else 0.0,
+        "list_ratio": max(n_lines - 1, 0) * per_word,
+    }
+    return {name: float(signals[name]) for name in SIGNAL_NAMES}
+
+
+def _passes(value: float, rule: Rule) -> bool:
+    if rule.op == "ge":
+        return value >= rule.threshold
+    if rule.op == "gt":
+        return value > rule.threshold
+    if rule.op == "le":
+        return value <= rule.threshold
+    return value < rule.threshold
+
+
+def check_rules(signals: dict[str, float], config: QualityConfig) -> str | None:
+    """The first failing rule of the enabled rule sets as `<rule set>:<signal>`, or None if all pass."""
+    for rule_set, rule in config.enabled_rules():
+        if not _passes(signals[rule.signal], rule):
+            return f"{rule_set}:{rule.signal}"
+    return None
+
+
+def rule_score(value: float, rule: Rule) -> float:
+    """Soft pass of one rule in (0, 1): 0.5 at the threshold, sigmoid of the margin relative to it.
+
+    margin = (value - t)/|t| for lower bounds, (t - value)/|t| for upper bounds, so being 10% of
+    the threshold on the good side gives 0.73 and a full threshold's width gives 0.99995.
+    """
+    scale = abs(rule.threshold) or 1.0
+    margin = (value - rule.threshold) / scale if rule.op in ("ge", "gt") else (rule.threshold - value) / scale
+    return 0.5 * (1.0 + math.tanh(0.5 * SCORE_SHARPNESS * max(-10.0, min(10.0, margin))))
+
+
+def quality_score(signals: dict[str, float]) -> float:
+    """Soft fraction of the published rules a document passes (all 4 rule sets, default thresholds).
+
+    The mean of `rule_score` over the 30 default rules: 1.0 when every signal is well inside its
+    bound, each clearly failed rule costs about 1/30, and the score never decreases when any
+    signal moves toward its good side (monotone). Independent of which rule sets a recipe enables.
+    """
+    return float(np.mean([rule_score(signals[r.signal], r) for r in _SCORE_RULES]))
+
