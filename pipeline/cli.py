@@ -14,6 +14,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "pipeline.lsh_cmd",
     "pipeline.audit_cmd",
     "trainer.train_cmd",
+    "pipeline.reshard_cmd",
 )
 
 

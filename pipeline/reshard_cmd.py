@@ -1,0 +1,105 @@
+"""`replaymill reshard`: rewrite big compressed JSONL into many zstd JSONL parts that build in parallel.
+
+A compressed file is read by one worker from start to end; a corpus of a few huge `.jsonl.gz`
+files therefore builds at the speed of a few workers however many a cluster has. Reshard reads
+each file once and writes N parts of about `--part-mb` each; `replaymill build` then reads the
+parts in parallel. Uncompressed JSONL needs none of this: the build splits it by byte ranges.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+EPILOG = """\
+examples:
+  # three 20 GB .jsonl.gz files -> ~940 parts of ~64 MB, on all local cores
+  replaymill reshard --input 'raw/*.jsonl.gz' --output resharded/ --part-mb 64
+
+  # exactly 256 parts, on Dataflow, from and to object storage (Beam flags after `--`)
+  replaymill reshard --input 's3://bucket/raw/*.jsonl.zst' --output s3://bucket/resharded --parts 256 \\
+      --runner DataflowRunner -- --project=my-proj --region=us-central1 --temp_location=gs://bucket/tmp
+
+output: OUT/part-NNNNN-of-MMMMM.jsonl.zst and OUT/_reshard.json (inputs, parts, lines, damaged files),
+written last. Lines are copied unchanged; a truncated input keeps the lines before the cut.
+"""
+
+log = logging.getLogger("replaymill.reshard")
+
+
+class ReshardError(Exception):
+    """A problem found before the pipeline starts; its message is the one line the user sees."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "reshard",
+        help="split big compressed JSONL (.gz/.zst, which cannot be split) into many zstd parts",
+        description="Stream compressed JSONL inputs once and rewrite their lines into N zstd JSONL "
+        "parts, so that a later build reads them on many workers at once.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--input", "-i", nargs="+", action="extend", required=True, metavar="GLOB",
+                   help="input JSONL files or globs (plain, .gz, .zst, .bz2, .xz); local, gs://, s3://")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory (local, gs://, s3://)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--parts", type=int, metavar="N", help="number of output parts")
+    size.add_argument("--part-mb", type=float, default=64.0, metavar="MB",
+                      help="target part size in MB of compressed input per part (default 64)")
+    p.add_argument("--overwrite", action="store_true", help="replace parts and summary already in --output")
+    p.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner on all local cores)")
+    p.add_argument("--workers", type=int, default=0, metavar="N", help="local worker processes; 0 = one per core")
+    p.add_argument("--in-memory", action="store_true",
+                   help="run the DirectRunner in one process (small inputs, debugging) instead of one process per core")
+    p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS",
+                   help="extra Beam pipeline options after `--`, passed to the runner unchanged")
+    p.set_defaults(func=run)
+
+
+def clear_output(output: str, overwrite: bool) -> None:
+    """Refuse to mix with an earlier reshard unless `overwrite`; then remove its parts and summary."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.reshard import PART_PREFIX, SUMMARY_NAME
+    from shards.io import join
+
+    old = [m.path for r in FileSystems.match([join(output, f"{PART_PREFIX}-*"), join(output, SUMMARY_NAME)])
+           for m in r.metadata_list]
+    if old and not overwrite:
+        raise ReshardError(f"{output} already holds {len(old)} reshard files; pass --overwrite to replace them")
+    if old:
+        FileSystems.delete(old)
+
+
+def run(args: argparse.Namespace) -> int:
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.options import make_options
+    from pipeline.reshard import Reshard, parts_for
+    from pipeline.sources import match_inputs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    options = make_options(runner=args.runner, workers=args.workers, beam_args=args.beam_args,
+                           running_mode="in_memory" if args.in_memory else "multi_processing")
+    # Pre-flight runs in this process before any Pipeline exists: give Beam's filesystems the
+    # job's options now (s3 endpoint and keys, gcs project), as workers get them at start-up.
+    FileSystems.set_options(options)
+    try:
+        try:
+            specs = match_inputs(args.input)
+        except FileNotFoundError as e:
+            raise ReshardError(str(e).splitlines()[0])
+        if args.parts is not None and args.parts < 1:
+            raise ReshardError("--parts must be at least 1")
+        num_parts = args.parts or parts_for(sum(s.size for s in specs), int(args.part_mb * 1024 * 1024))
+        clear_output(args.output, args.overwrite)
+    except ReshardError as e:
+        print(f"replaymill reshard: error: {e}", file=sys.stderr)
+        return 2
+    log.info("%d input file(s) -> %d part(s) in %s", len(specs), num_parts, args.output)
+    with beam.Pipeline(options=options) as p:
+        p | "Reshard" >> Reshard([s.path for s in specs], args.output, num_parts)
+    log.info("done: %s", FileSystems.join(args.output, "_reshard.json"))
+    return 0
