@@ -10,7 +10,7 @@ reject record (`reason="exact_duplicate"`, `matched_id` = the representative's i
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Hashable, Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -87,17 +87,23 @@ class _SplitCluster(beam.DoFn):
 
 
 class ExactDedup(beam.PTransform):
-    """`kept, rejects = docs | ExactDedup(cfg)`; with `cfg.enabled` False documents pass through unchanged."""
+    """`kept, rejects = docs | ExactDedup(cfg)`; with `cfg.enabled` False documents pass through unchanged.
 
-    def __init__(self, config: ExactDedupConfig | None = None):
+    `key` is the identity function (default: hash of normalized text); another key, e.g. the URL,
+    gives URL dedup with the same deterministic representative (the Dolma comparison uses both).
+    """
+
+    def __init__(self, config: ExactDedupConfig | None = None, key: Callable[[dict[str, Any]], Hashable] = dedup_key):
         super().__init__()
         self.config = config or ExactDedupConfig()
+        self.key = key
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         if not self.config.enabled:
             none = docs.pipeline | "NoRejects" >> beam.Create([])
             return docs, none
-        keyed = docs | "KeyByTextHash" >> beam.Map(lambda d: (dedup_key(d), d))
+        key = self.key
+        keyed = docs | "KeyByIdentity" >> beam.Map(lambda d: (key(d), d))
         stats = (
             keyed
             | "RankOnly" >> beam.MapTuple(lambda k, d: (k, (doc_rank(d), 1)))
