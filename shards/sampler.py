@@ -12,6 +12,11 @@ position by position gives back the global sequence, for any W. Each rank runs t
 index-only) schedule for all positions and reads text only for its own. For DataLoader workers,
 use rank' = rank * num_workers + worker and world_size' = world_size * num_workers.
 
+Quality weighting (optional, `quality_temperature=T`): the whole key is instead ordered by a seeded
+draw without replacement with probability ∝ exp(quality / T) (Gumbel top-k), best documents early
+for small T. That order spans shards, so it suits materializing (`replaymill sample`) more than
+streaming a large key.
+
 Permutation within a key, cheap to read. The key's shards are put in a seeded order and cut
 into blocks of `shuffle_block` shards; the documents of a block are permuted together (as
 MosaicML streaming's block shuffles do). A block is decoded once and stays in the ShardSet's LRU
@@ -34,6 +39,7 @@ import numpy as np
 
 from schemas.manifest import ShardInfo
 from shards.reader import ShardSet, reader_slot
+from transforms.dsir import quality_log_weights
 from transforms.interleave import MixtureInterleave
 
 STATE_FORMAT = "replaymill.sampler/1"
@@ -52,15 +58,19 @@ class _Key:
     name: str
     shards: list[ShardInfo]
     rows: np.ndarray                 # rows per shard
-    sizes: list[np.ndarray] | None   # per shard, per row, units (None in docs mode: all 1)
+    sizes: list[np.ndarray] | None   # per shard, per row, tokens (None when no token counts are needed)
+    quality: np.ndarray | None = None  # all rows' quality, in shard order (quality weighting only)
 
     @property
     def docs(self) -> int:
         return int(self.rows.sum())
 
     @property
-    def units(self) -> int:
-        return self.docs if self.sizes is None else int(sum(int(s.sum()) for s in self.sizes))
+    def tokens(self) -> int:
+        return int(sum(int(s.sum()) for s in self.sizes or []))
+
+    def mean_tokens(self) -> float:
+        return self.tokens / self.docs if self.docs else 1.0
 
 
 def key_for(domain: str, lang: str, keys: set[str]) -> str | None:
@@ -96,8 +106,8 @@ def renormalized_weights(weights: list[float], available: list[int], budget: int
 class ReplaySampler:
     """Iterator of document dicts in the exact interleaved order; `state_dict`/`load_state_dict` resume it.
 
-    `budget` (units: tokens or documents) ends the stream once reached (the last document may
-    overshoot by less than one document) and lets `on_short` act up front: "error" raises
+    `budget` (in `budget_by` units, by default the same as `by`) ends the stream once reached (the
+    last document may overshoot by less than one document) and lets `on_short` act up front: "error" raises
     ShortDomainError naming every short key, "renormalize" caps short keys at what they have and
     shares the rest (water-filling), "upsample" repeats short keys in new seeded epochs. Without a
     budget the stream is endless under "upsample"; under "renormalize" a key leaves the mixture when
@@ -118,11 +128,16 @@ class ReplaySampler:
         rank: int = 0,
         world_size: int = 1,
         budget: int | None = None,
+        budget_by: str | None = None,
         columns: list[str] | None = None,
         shuffle_block: int = 2,
+        quality_temperature: float | None = None,
     ):
         if by not in BY:
             raise ValueError(f"by must be one of {BY}, got {by!r}")
+        budget_by = budget_by or by
+        if budget_by not in BY:
+            raise ValueError(f"budget_by must be one of {BY}, got {budget_by!r}")
         if on_short not in ON_SHORT:
             raise ValueError(f"on_short must be one of {ON_SHORT}, got {on_short!r}")
         if shuffle_block < 1:
@@ -134,13 +149,17 @@ class ReplaySampler:
         total_w = math.fsum(positive.values())
         self.target = {k: positive[k] / total_w for k in sorted(positive)}
         self.shardset, self.by, self.seed, self.on_short = shardset, by, int(seed), on_short
-        self.rank, self.world_size, self.budget = rank, world_size, budget
+        self.rank, self.world_size, self.budget, self.budget_by = rank, world_size, budget, budget_by
         self.columns, self.shuffle_block = columns, shuffle_block
-        self.keys = self._index(list(self.target))
-        self.available = [k.units for k in self.keys]
+        if quality_temperature is not None and quality_temperature <= 0:
+            raise ValueError(f"quality_temperature must be > 0, got {quality_temperature}")
+        self.quality_temperature = quality_temperature
+        self.keys = self._index(list(self.target), need_tokens=by == "tokens" or budget_by == "tokens")
+        self.available = [k.docs if by == "docs" else k.tokens for k in self.keys]
         self.weights = self._effective_weights()
         bound = 1 if by == "docs" else max([int(s.max()) for k in self.keys for s in (k.sizes or []) if len(s)] or [1])
         self.interleave = MixtureInterleave(self.weights, bound=bound)
+        self.budget_used = 0  # in budget_by units, so a docs-weighted stream can stop at a token budget
         self._block_cache: dict[int, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
         shardset.ensure_cache(len(self.keys) * shuffle_block + 1)
         for k, key in enumerate(self.keys):
@@ -148,8 +167,8 @@ class ReplaySampler:
                 self._run_out(k)
 
     # ----- index ---------------------------------------------------------------------------------
-    def _index(self, names: list[str]) -> list[_Key]:
-        """Group the set's shards by mixture key; read per-document sizes (tokens mode) once."""
+    def _index(self, names: list[str], need_tokens: bool) -> list[_Key]:
+        """Group the set's shards by mixture key; read per-document token counts once if needed."""
         wanted = set(names)
         by_key: dict[str, list[ShardInfo]] = {n: [] for n in names}
         for info in self.shardset.shards:
@@ -160,13 +179,18 @@ class ReplaySampler:
         for name in names:
             shards = by_key[name]
             sizes = None
-            if self.by == "tokens":
+            if need_tokens:
                 sizes = []
                 for info in shards:
                     col = self.shardset.read_table(info, ["n_tokens"], cache=False).column("n_tokens")
                     arr = np.asarray(col.fill_null(1).to_numpy(zero_copy_only=False), dtype=np.int64)
                     sizes.append(np.maximum(arr, 1))
-            keys.append(_Key(name, shards, np.array([s.rows for s in shards], dtype=np.int64), sizes))
+            quality = None
+            if self.quality_temperature is not None:
+                quality = np.concatenate([np.zeros(0)] + [
+                    np.asarray(self.shardset.read_table(info, ["quality"], cache=False).column("quality")
+                               .fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64) for info in shards])
+            keys.append(_Key(name, shards, np.array([s.rows for s in shards], dtype=np.int64), sizes, quality))
         return keys
 
     def _effective_weights(self) -> list[float]:
@@ -177,23 +201,47 @@ class ReplaySampler:
                 if empty:
                     raise ShortDomainError(f"cannot upsample keys with no documents: {empty}")
             return weights
-        need = [w * self.budget for w in weights]
+        budget = self._budget_in_units(weights)
+        need = [w * budget for w in weights]
         short = [(k.name, need[i], self.available[i]) for i, k in enumerate(self.keys) if need[i] > self.available[i]]
         if short and self.on_short == "error":
             lines = "; ".join(f"{n}: needs {need:,.0f} {self.by}, has {have:,}" for n, need, have in short)
-            raise ShortDomainError(f"target short for {len(short)} key(s) at budget {self.budget:,} {self.by}: {lines}"
-                                   " (use on_short='upsample' or 'renormalize')")
-        return renormalized_weights(weights, self.available, self.budget) if short else weights
+            raise ShortDomainError(f"target short for {len(short)} key(s) at budget {self.budget:,} {self.budget_by}: "
+                                   f"{lines} (use on_short='upsample' or 'renormalize')")
+        return renormalized_weights(weights, self.available, round(budget)) if short else weights
+
+    def _budget_in_units(self, weights: list[float]) -> float:
+        """The budget in `by` units: a token budget over a docs-weighted mix (or the reverse) is
+        converted with each key's mean document length."""
+        if self.budget_by == self.by:
+            return float(self.budget)
+        means = [k.mean_tokens() for k in self.keys]
+        if self.by == "docs":   # tokens per document of the mix = sum w_k * mean_k
+            return self.budget / max(1e-9, sum(w * m for w, m in zip(weights, means)))
+        return self.budget / max(1e-9, sum(w / m for w, m in zip(weights, means)))  # docs -> tokens
 
     # ----- within-key order ----------------------------------------------------------------------
     def _rng(self, k: int, *parts: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(self.keys[k].name.encode()), *parts])
+
+    def _quality_order(self, k: int, epoch: int) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+        """The whole key in a seeded draw without replacement with probability ∝ exp(quality / T)."""
+        key = self.keys[k]
+        noise = self._rng(k, epoch, 0).gumbel(size=key.docs)
+        order = np.lexsort((np.arange(key.docs), -(quality_log_weights(key.quality, self.quality_temperature) + noise)))
+        shard_ids = np.repeat(np.arange(len(key.shards)), key.rows)
+        rows = np.concatenate([np.zeros(0, dtype=np.int64)] + [np.arange(r) for r in key.rows])
+        return (epoch, 0), shard_ids[order], rows[order]
 
     def _locate(self, k: int, p: int) -> tuple[int, int, int]:
         """(shard index within key, row, epoch) of the p-th document of key k's sequence."""
         key = self.keys[k]
         epoch, q = divmod(p, key.docs)
         cached = self._block_cache.get(k)
+        if self.quality_temperature is not None:
+            if cached is None or cached[0][0] != epoch:
+                cached = self._block_cache[k] = self._quality_order(k, epoch)
+            return int(cached[1][q]), int(cached[2][q]), epoch
         if cached is None or cached[0][0] != epoch or not (cached[0][1] <= q < cached[0][1] + len(cached[1])):
             order = self._rng(k, epoch).permutation(len(key.shards))
             start = 0
@@ -211,11 +259,12 @@ class ReplaySampler:
         (_, start), shard_ids, rows = cached
         return int(shard_ids[q - start]), int(rows[q - start]), epoch
 
-    def _size(self, k: int, p: int) -> int:
-        if self.keys[k].sizes is None:
-            return 1
+    def _tokens(self, k: int, p: int) -> int:
         s, row, _ = self._locate(k, p)
         return int(self.keys[k].sizes[s][row])
+
+    def _size(self, k: int, p: int) -> int:
+        return 1 if self.by == "docs" else self._tokens(k, p)
 
     # ----- schedule ------------------------------------------------------------------------------
     def _run_out(self, k: int) -> None:
@@ -230,7 +279,7 @@ class ReplaySampler:
     def _step(self) -> tuple[int, int] | None:
         """Advance the global schedule by one position: (key, position within key) or None at the end."""
         machine = self.interleave
-        if self.budget is not None and sum(machine.units) >= self.budget:
+        if self.budget is not None and self.budget_used >= self.budget:
             return None
         for k in machine.active:
             if self.on_short != "upsample" and machine.docs[k] >= self.keys[k].docs:
@@ -241,6 +290,7 @@ class ReplaySampler:
             return None
         p = machine.docs[k]
         machine.advance(k, sizes[k])
+        self.budget_used += sizes[k] if self.budget_by == self.by else (1 if self.budget_by == "docs" else self._tokens(k, p))
         return k, p
 
     @property
@@ -285,12 +335,13 @@ class ReplaySampler:
 
     def _settings(self) -> dict[str, Any]:
         return {"seed": self.seed, "by": self.by, "on_short": self.on_short, "budget": self.budget,
+                "budget_by": self.budget_by, "quality_temperature": self.quality_temperature,
                 "shuffle_block": self.shuffle_block, "target": self.target, "shards": self.fingerprint()}
 
     def state_dict(self) -> dict[str, Any]:
-        """{"format", "position", "interleave": {units, docs, exhausted}, "settings"}; JSON-safe."""
+        """{"format", "position", "interleave": {units, docs, exhausted}, "budget_used", "settings"}; JSON-safe."""
         return {"format": STATE_FORMAT, "position": self.position, "interleave": self.interleave.state_dict(),
-                "settings": self._settings()}
+                "budget_used": self.budget_used, "settings": self._settings()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the global sequence at the saved position (any rank, any world size)."""
@@ -302,6 +353,7 @@ class ReplaySampler:
             raise ValueError(f"state dict was made with different settings: {', '.join(diff)} "
                              f"(saved {[theirs.get(f) for f in diff]}, now {[mine[f] for f in diff]})")
         self.interleave.load_state_dict(state["interleave"])
+        self.budget_used = int(state["budget_used"])
 
     # ----- report --------------------------------------------------------------------------------
     def achieved(self) -> dict[str, dict[str, int]]:

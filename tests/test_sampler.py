@@ -134,3 +134,27 @@ def test_state_dict_rejects_other_settings(shardset):
         ReplaySampler(shardset, TARGET, seed=1).load_state_dict({"format": "x"})
     with pytest.raises(ValueError, match="on_short"):
         ReplaySampler(shardset, TARGET, on_short="sometimes")
+
+
+def test_docs_weighted_stream_stops_at_a_token_budget(shardset):
+    s = ReplaySampler(shardset, TARGET, by="docs", budget=30_000, budget_by="tokens", columns=["id", "n_tokens"])
+    docs = list(s)
+    tokens = [d["n_tokens"] for d in docs]
+    assert sum(tokens) >= 30_000 > sum(tokens[:-1])
+    assert _max_prefix_deviation([d["_key"] for d in docs], [1] * len(docs), TARGET) < 1
+    assert s.state_dict()["budget_used"] == sum(tokens)
+
+
+def test_quality_temperature_prefers_high_quality(tmp_path, make_shard_set, real_docs_by_domain):
+    news = real_docs_by_domain["news"]
+    docs = [dict(news[i % len(news)], id=f"q{i}", quality=i / 200) for i in range(200)]
+    ss = ShardSet.open(make_shard_set(tmp_path, {"news": docs}, rows_per_shard=50))
+
+    def mean_quality(temperature):
+        got = [d["quality"] for d in ReplaySampler(ss, {"news": 1}, by="docs", budget=40, columns=["quality"],
+                                                   quality_temperature=temperature)]
+        return sum(got) / len(got), min(got)
+
+    sharp_mean, sharp_min = mean_quality(0.01)
+    flat_mean, _ = mean_quality(100.0)
+    assert sharp_min > 0.7 and sharp_mean > 0.85 and 0.3 < flat_mean < 0.7
