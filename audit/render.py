@@ -55,7 +55,8 @@ def _domain_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     for dom in sorted(set(report["by_domain"]) | set(targets)):
         t = report["by_domain"].get(dom, {"docs": 0, "tokens": 0, "chars": 0, "share_docs": 0.0, "share_tokens": 0.0})
         tr = targets.get(dom)
-        dup = report["duplicates"]["by_domain"].get(dom, {})
+        # raw input was never deduplicated: its stored cluster sizes are all 1 and say nothing
+        dup = report["duplicates"]["by_domain"].get(dom, {}) if report["input_kind"] != "raw" else {}
         q = report["quality"]["by_domain"].get(dom, {})
         ln = report["length_chars"]["by_domain"].get(dom, {})
         rows.append({
@@ -143,8 +144,9 @@ def render_terminal(report: dict[str, Any], console=None) -> None:
                       f"(estimated exact-duplicate rate {pct(dist['estimated_text_dup_rate'])}), "
                       f"{dist['urls']:,} URLs, {dist['hosts']:,} hosts")
     dup = report["duplicates"]["total"]
-    console.print(f"Stored cluster sizes: {pct(dup['exact_rate'])} of documents removed as exact duplicates, "
-                  f"{pct(dup['near_rate'])} as near duplicates")
+    if report["input_kind"] != "raw":
+        console.print(f"Stored cluster sizes: {pct(dup['exact_rate'])} of documents removed as exact duplicates, "
+                      f"{pct(dup['near_rate'])} as near duplicates")
 
     target = report.get("target")
     if target:
@@ -300,6 +302,34 @@ def _small_multiples(report: dict[str, Any], key: str, title: str, xlabel: str, 
     return _png(fig)
 
 
+def _plot_heatmap(report: dict[str, Any], max_langs: int = 12) -> str:
+    """Domain x language token shares (% of all tokens) as an annotated heatmap; small languages pooled."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    total = report["totals"]["tokens"] or 1
+    domains = sorted(report["by_domain"], key=lambda d: -report["by_domain"][d]["tokens"])
+    langs = [l for l, _ in sorted(report["by_lang"].items(), key=lambda kv: -kv[1]["tokens"])]
+    cols = langs[:max_langs] + ([f"{len(langs) - max_langs} others"] if len(langs) > max_langs else [])
+    grid = np.zeros((len(domains), len(cols)))
+    for c in report["by_domain_lang"]:
+        j = langs.index(c["lang"])
+        grid[domains.index(c["domain"]), min(j, max_langs)] += 100 * c["tokens"] / total
+    fig, ax = plt.subplots(figsize=(0.75 * len(cols) + 2.5, 0.42 * len(domains) + 1.4))
+    im = ax.imshow(grid, cmap="Blues", aspect="auto", vmin=0)
+    for i in range(len(domains)):
+        for j in range(len(cols)):
+            if grid[i, j] > 0:
+                ax.text(j, i, f"{grid[i, j]:.1f}" if grid[i, j] >= 0.1 else "<.1", ha="center", va="center", fontsize=7,
+                        color="white" if grid[i, j] > grid.max() * 0.6 else "#1d2330")
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(domains)), domains, fontsize=8)
+    ax.set_title("% of tokens by domain and language", fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="% of tokens")
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _plot_duplicates(report: dict[str, Any]) -> str:
     import matplotlib.pyplot as plt
 
@@ -429,10 +459,12 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(_table(headers, rows, classes))
 
     cells = sorted(report["by_domain_lang"], key=lambda c: -c["tokens"])
-    parts += [f"<h2>Domain &times; language</h2><p class=note>{len(cells)} cells; the 40 largest by tokens.</p>",
+    parts += ["<h2>Domain &times; language</h2>", _plot_heatmap(report),
+              f"<p class=note>{len(cells)} non-empty cells; the {min(15, len(cells))} largest by tokens "
+              "(every cell is in the JSON report under <code>by_domain_lang</code>):</p>",
               _table(["domain", "language", "docs", "tokens", "chars"],
                      [[esc(c["domain"]), esc(c["lang"]), f"{c['docs']:,}", f"{c['tokens']:,}", f"{c['chars']:,}"]
-                      for c in cells[:40]], left=(0, 1))]
+                      for c in cells[:15]], left=(0, 1))]
 
     parts += ["<h2>Quality</h2>",
               _small_multiples(report, "quality", "Quality score by domain", "quality score (0-1)", log_x=False)]
@@ -443,7 +475,12 @@ def render_html(report: dict[str, Any]) -> str:
     parts += ["<h2>Length</h2>",
               _small_multiples(report, "length_chars", "Document length by domain", "characters (log scale)", log_x=True)]
 
-    parts += ["<h2>Duplicates</h2>", _plot_duplicates(report)]
+    parts.append("<h2>Duplicates</h2>")
+    if report["input_kind"] == "raw":
+        parts.append("<p class=note>Raw input has not been deduplicated, so there are no stored cluster sizes; "
+                     "the HyperLogLog estimate below says how much exact dedup would remove.</p>")
+    else:
+        parts.append(_plot_duplicates(report))
     dist = report.get("distinct")
     if dist:
         parts.append(f"<p class=note>HyperLogLog estimates (&plusmn;{pct(dist['relative_error'])}): "

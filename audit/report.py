@@ -91,6 +91,7 @@ def build_report(
         est = stats.sketches.estimates()
         distinct = {
             **est,
+            "text_identity": stats.sketches.text_identity,
             "relative_error": hll_relative_error(stats.sketches.precision),
             "estimated_text_dup_rate": max(0.0, 1.0 - est["texts"] / total["docs"]) if total["docs"] else 0.0,
         }

@@ -28,10 +28,14 @@ def is_shard_set(path: str) -> bool:
 
 
 def audit_shard_sets(
-    roots: list[str], *, distinct: bool = True, index: EvalIndex | None = None, verify: bool = True,
+    roots: list[str], *, distinct: bool = True, text_identity: str = "exact", index: EvalIndex | None = None,
+    verify: bool = True,
 ) -> tuple[AuditStats, ContaminationStats | None, dict[str, Any] | None]:
-    """(stats, contamination tally, summed manifest funnel or None) over one or more shard sets."""
-    stats = AuditStats(distinct=distinct)
+    """(stats, contamination tally, summed manifest funnel or None) over one or more shard sets.
+
+    `text_identity` defaults to "exact": a built set was deduplicated on normalized text already
+    (see `audit.stats.DistinctSketches`)."""
+    stats = AuditStats(distinct=distinct, text_identity=text_identity)
     cont = ContaminationStats() if index is not None else None
     columns = list(STAT_COLUMNS)
     if distinct:

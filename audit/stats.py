@@ -45,6 +45,8 @@ STAT_COLUMNS: tuple[str, ...] = (
 DISTINCT_COLUMNS: tuple[str, ...] = ("url", "text")
 """Extra columns the distinct-count sketches read."""
 
+TEXT_IDENTITIES = ("normalized", "exact")
+
 HLL_PRECISION = 14
 """2^14 registers: 16 KiB per sketch, relative standard error 1.04 / sqrt(2^14) = 0.8%."""
 
@@ -52,6 +54,10 @@ HLL_PRECISION = 14
 def hll_relative_error(precision: int = HLL_PRECISION) -> float:
     """Relative standard error of a HyperLogLog with 2^precision registers (Flajolet et al.)."""
     return 1.04 / math.sqrt(2**precision)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def url_host(url: str) -> str | None:
@@ -64,32 +70,41 @@ def url_host(url: str) -> str | None:
 
 
 class DistinctSketches:
-    """HyperLogLog++ sketches of distinct normalized texts, URLs and URL hosts.
+    """HyperLogLog++ sketches of distinct texts, URLs and URL hosts.
 
-    A text is counted by its exact-dedup key (`transforms.normalize.dedup_key`), so `texts`
-    estimates how many documents exact dedup would keep.
+    `text_identity` says when two texts are the same: "normalized" counts a text by its
+    exact-dedup key (`transforms.normalize.dedup_key`), so `texts` estimates how many documents
+    exact dedup would keep (the question for raw input; it costs about a millisecond per 4 kB
+    document, the price of Unicode normalization); "exact" counts the text bytes as they are
+    (microseconds; enough for shard sets, which exact dedup already made distinct when normalized).
     """
 
     NAMES = ("texts", "urls", "hosts")
 
-    def __init__(self, precision: int = HLL_PRECISION):
+    def __init__(self, precision: int = HLL_PRECISION, text_identity: str = "normalized"):
+        if text_identity not in TEXT_IDENTITIES:
+            raise ValueError(f"text identity must be one of {TEXT_IDENTITIES}, not {text_identity!r}")
         self.precision = precision
+        self.text_identity = text_identity
         self.sketches = {name: HyperLogLogPlusPlus(p=precision) for name in self.NAMES}
 
     def add(self, texts: Iterable[str | None], urls: Iterable[str | None]) -> None:
         """Feed one batch; None values (missing URL or text) are not counted as a distinct value."""
         h_text, h_url, h_host = (self.sketches[n] for n in self.NAMES)
+        key = dedup_key if self.text_identity == "normalized" else _utf8
         for text in texts:
             if text is not None:
-                h_text.update(dedup_key(text))
+                h_text.update(key(text))
         for url in urls:
             if url:
-                h_url.update(url.encode("utf-8", "surrogatepass"))
+                h_url.update(_utf8(url))
                 host = url_host(url)
                 if host:
-                    h_host.update(host.encode("utf-8", "surrogatepass"))
+                    h_host.update(_utf8(host))
 
     def merge(self, other: "DistinctSketches") -> None:
+        if other.text_identity != self.text_identity:
+            raise ValueError(f"cannot merge {self.text_identity} and {other.text_identity} distinct-text sketches")
         for name in self.NAMES:
             self.sketches[name].merge(other.sketches[name])
 
@@ -99,13 +114,14 @@ class DistinctSketches:
     def to_dict(self) -> dict[str, Any]:
         return {
             "precision": self.precision,
+            "text_identity": self.text_identity,
             "registers": {n: base64.b64encode(s.reg.astype(np.int8).tobytes()).decode("ascii")
                           for n, s in self.sketches.items()},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DistinctSketches":
-        out = cls(int(d["precision"]))
+        out = cls(int(d["precision"]), d["text_identity"])
         for name, b64 in d["registers"].items():
             reg = np.frombuffer(base64.b64decode(b64), dtype=np.int8).copy()
             out.sketches[name] = HyperLogLogPlusPlus(p=out.precision, reg=reg)
@@ -155,7 +171,7 @@ class AuditStats:
     HyperLogLog sketches of distinct texts, URLs and hosts.
     """
 
-    def __init__(self, distinct: bool = True, hll_precision: int = HLL_PRECISION):
+    def __init__(self, distinct: bool = True, hll_precision: int = HLL_PRECISION, text_identity: str = "normalized"):
         self.cells: dict[tuple[str, str], np.ndarray] = {}       # (domain, lang) -> [docs, chars, tokens]
         self.quality: dict[str, np.ndarray] = {}                 # domain -> QUALITY_BINS + 1 (last: unscored)
         self.quality_sum: dict[str, float] = {}                  # domain -> sum of scores (for the mean)
@@ -163,7 +179,7 @@ class AuditStats:
         self.dups: dict[str, np.ndarray] = {}                    # domain -> [rows, sum exact, sum near]
         self.tokens_missing = 0
         self.rejects: dict[str, int] = {}
-        self.sketches = DistinctSketches(hll_precision) if distinct else None
+        self.sketches = DistinctSketches(hll_precision, text_identity) if distinct else None
 
     # ---- accumulation -------------------------------------------------------------------
 
@@ -246,7 +262,7 @@ class AuditStats:
         self.tokens_missing += other.tokens_missing
         if other.sketches is not None:
             if self.sketches is None:
-                self.sketches = DistinctSketches(other.sketches.precision)
+                self.sketches = DistinctSketches(other.sketches.precision, other.sketches.text_identity)
             self.sketches.merge(other.sketches)
         return self
 

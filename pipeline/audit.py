@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import apache_beam as beam
@@ -32,12 +33,25 @@ def audit_recipe() -> Recipe:
                   quality=QualityConfig(min_chars=0, max_chars=sys.maxsize))
 
 
+@dataclass(frozen=True)
+class PartialSpec:
+    """What every partial accumulates (all partials of one run must agree, or they cannot merge)."""
+
+    distinct: bool = True
+    text_identity: str = "normalized"
+    contamination: bool = False
+
+    def new(self) -> "Partial":
+        return Partial(AuditStats(distinct=self.distinct, text_identity=self.text_identity),
+                       ContaminationStats() if self.contamination else None)
+
+
 class Partial:
     """Audit stats and (optional) contamination tally of part of the input; merges exactly."""
 
-    def __init__(self, distinct: bool, with_contamination: bool):
-        self.stats = AuditStats(distinct=distinct)
-        self.cont = ContaminationStats() if with_contamination else None
+    def __init__(self, stats: AuditStats, cont: ContaminationStats | None):
+        self.stats = stats
+        self.cont = cont
 
     def merge(self, other: "Partial") -> "Partial":
         self.stats.merge(other.stats)
@@ -52,12 +66,12 @@ class Partial:
 class AccumulateBatch(beam.DoFn):
     """One batch of annotated documents -> one Partial (vectorized stats + contamination query)."""
 
-    def __init__(self, distinct: bool, index: EvalIndex | None):
-        self.distinct = distinct
+    def __init__(self, spec: PartialSpec, index: EvalIndex | None):
+        self.spec = spec
         self.index = index
 
     def process(self, docs: list[dict[str, Any]]) -> Iterable[Partial]:
-        part = Partial(self.distinct, self.index is not None)
+        part = self.spec.new()
         part.stats.add_documents(docs)
         if self.index is not None:
             part.cont.add(self.index.query([d["id"] for d in docs], [d["text"] for d in docs]))
@@ -65,8 +79,9 @@ class AccumulateBatch(beam.DoFn):
         yield part
 
 
-def _rejects_partial(rejects: list[dict[str, Any]], distinct: bool, with_contamination: bool) -> Partial:
-    part = Partial(distinct, with_contamination)
+def _rejects_partial(rejects: list[dict[str, Any]], spec: PartialSpec) -> Partial:
+    """Reject records (reader or annotate) counted by `stage:reason`, for the funnel."""
+    part = spec.new()
     for r in rejects:
         part.stats.add_rejects(f"{r.get('stage', 'read')}:{r.get('reason', 'unknown')}")
     return part
@@ -75,12 +90,11 @@ def _rejects_partial(rejects: list[dict[str, Any]], distinct: bool, with_contami
 class MergePartials(beam.CombineFn):
     """CombineFn whose inputs are already accumulators: merging is the whole job."""
 
-    def __init__(self, distinct: bool, with_contamination: bool):
-        self.distinct = distinct
-        self.with_contamination = with_contamination
+    def __init__(self, spec: PartialSpec):
+        self.spec = spec
 
     def create_accumulator(self) -> Partial:
-        return Partial(self.distinct, self.with_contamination)
+        return self.spec.new()
 
     def add_input(self, acc: Partial, part: Partial) -> Partial:
         return acc.merge(part)
@@ -99,42 +113,41 @@ class MergePartials(beam.CombineFn):
 class AuditCorpus(beam.PTransform):
     """patterns -> a PCollection with one JSON string: `{"stats": ..., "contamination": ...}`."""
 
-    def __init__(self, patterns: list[str], *, distinct: bool = True, index: EvalIndex | None = None,
-                 batch_size: int = 512):
+    def __init__(self, patterns: list[str], *, distinct: bool = True, text_identity: str = "normalized",
+                 index: EvalIndex | None = None, batch_size: int = 512):
         super().__init__()
         self.patterns = patterns
-        self.distinct = distinct
+        self.spec = PartialSpec(distinct, text_identity, index is not None)
         self.index = index
         self.batch_size = batch_size
 
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
-        with_cont = self.index is not None
         docs, read_rejects = root | "Read" >> ReadCorpus(self.patterns)
         kept, annotate_rejects = docs | "Annotate" >> Annotate(audit_recipe())
         doc_parts = (
             kept
             | "BatchDocs" >> beam.BatchElements(min_batch_size=min(64, self.batch_size), max_batch_size=self.batch_size)
-            | "Accumulate" >> beam.ParDo(AccumulateBatch(self.distinct, self.index))
+            | "Accumulate" >> beam.ParDo(AccumulateBatch(self.spec, self.index))
         )
         reject_parts = (
             (read_rejects, annotate_rejects)
             | "AllRejects" >> beam.Flatten()
             | "BatchRejects" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
-            | "CountRejects" >> beam.Map(_rejects_partial, self.distinct, with_cont)
+            | "CountRejects" >> beam.Map(_rejects_partial, self.spec)
         )
         return (
             (doc_parts, reject_parts)
             | "AllParts" >> beam.Flatten()
-            | "Merge" >> beam.CombineGlobally(MergePartials(self.distinct, with_cont))
+            | "Merge" >> beam.CombineGlobally(MergePartials(self.spec))
         )
 
 
 def run_audit(patterns: list[str], out_path: str, options, *, distinct: bool = True,
-              index: EvalIndex | None = None) -> None:
+              text_identity: str = "normalized", index: EvalIndex | None = None) -> None:
     """Run the audit pipeline; the combined result is the single file `out_path` (any Beam filesystem)."""
     with beam.Pipeline(options=options) as p:
         (p
-         | "Audit" >> AuditCorpus(patterns, distinct=distinct, index=index)
+         | "Audit" >> AuditCorpus(patterns, distinct=distinct, text_identity=text_identity, index=index)
          | "Write" >> beam.io.WriteToText(out_path, shard_name_template="", num_shards=1))
 
 
