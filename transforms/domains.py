@@ -20,9 +20,9 @@ _META_PATH = re.compile(
     r'"(?:path|file_path|filepath|filename|file_name|max_stars_repo_path|repo_path)"\s*:\s*"([^"]{1,1000})"'
 )
 _CODE_LINE = re.compile(
-    r"^\s*(?:def |class |import |from [\w.]+ import |#include|#define |#!|return\b|if\s*\(|for\s*\(|"
-    r"while\s*\(|public |private |protected |static |function\b|var |let |const |fn |package |using |"
-    r"@\w+|//|/\*|\*/|\}|end\b)|[;{}:]\s*$"
+    r"^\s*(?:def |class |import |from [\w.]+ import |#include|#define |#!|return\b|raise |try:|except\b|elif |"
+    r"public |private |protected |static |function\b|var |let |const |fn |package |using |@\w+|//|/\*|\*/|\}|"
+    r"(?:if|for|while|else|with|elif|except|finally)\b.*:\s*$|[\w.\[\]'\"]+\s*[-+*/|&]?=\s*\S)|[;{}]\s*$"
 )
 CODE_MIN_LINES = 5
 CODE_LINE_FRAC = 0.3
