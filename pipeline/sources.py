@@ -11,6 +11,7 @@ counted (`docs_read`) and every rejected record counted by reason (`rejects_<rea
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -116,8 +117,6 @@ def _is_readable_name(path: str) -> bool:
 
 def _is_directory(path: str) -> bool:
     """Directories exist as such only on the local filesystem; object stores have prefixes (use a glob)."""
-    import os
-
     return "://" not in path and os.path.isdir(path)
 
 

@@ -3,11 +3,13 @@ and one shared Beam pipeline that checks ReadCorpus end to end (docs once each, 
 metrics)."""
 from __future__ import annotations
 
+import bz2
 import collections
 import glob
 import gzip
 import io
 import json
+import lzma
 import tarfile
 from pathlib import Path
 
@@ -86,6 +88,8 @@ def hostile(tmp_path_factory, shared_data):
     (root / "mixed.jsonl").write_bytes(body)
     (root / "mixed.jsonl.gz").write_bytes(gzip.compress(body))
     (root / "mixed.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(body))
+    (root / "mixed.jsonl.bz2").write_bytes(bz2.compress(body))
+    (root / "mixed.ndjson.xz").write_bytes(lzma.compress(body))
 
     clean = b"\n".join(lines) + b"\n"
     gz = gzip.compress(clean)
@@ -161,6 +165,18 @@ def test_warc_responses_become_text(shared_data, name, n_docs):
     assert {d["source"] for d in docs} == {"warc"}
 
 
+def test_plain_and_truncated_warc(shared_data, tmp_path):
+    data = gzip.decompress((shared_data / "dolma-cc/dolma-sample-0001.warc.gz").read_bytes())
+    (tmp_path / "plain.warc").write_bytes(data)
+    docs, rejects = read_path(tmp_path / "plain.warc")
+    assert (len(docs), rejects) == (15, [])
+    blob = (shared_data / "dolma-cc/dolma-sample-0001.warc.gz").read_bytes()
+    (tmp_path / "cut.warc.gz").write_bytes(blob[: len(blob) // 2])
+    cut_docs, rejects = read_path(tmp_path / "cut.warc.gz")
+    assert 0 < len(cut_docs) < 15 and [d["id"] for d in cut_docs] == [d["id"] for d in docs[: len(cut_docs)]]
+    assert reasons(rejects) == {"truncated_file": 1}
+
+
 def test_warc_text_matches_common_crawl_wet(shared_data):
     """Our HTML extraction of the whirlwind page says what Common Crawl's own WET text says."""
     (warc,), _ = read_path(shared_data / "cc-warc/whirlwind.warc.gz")
@@ -230,9 +246,28 @@ def test_hugging_face_save_to_disk(shared_data, tmp_path):
     assert len(got_dict) == 30 and {d["id"].split("/")[1] for d in got_dict} == {"train", "validation"}
 
 
+def test_hub_dataset_rows_become_documents(monkeypatch):
+    """The streaming Hub path (no network here): rows from `load_dataset(..., streaming=True)`."""
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name, config, split, streaming):
+        calls.append((name, config, split, streaming))
+        return iter([{"text": "row one", "url": "http://a.org/", "timestamp": "2019"}, {"text": ""},
+                     {"text": "row three", "meta": {"pile_set_name": "Pile-CC"}}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    uri = "hf://allenai/c4?config=en&split=validation"
+    out = list(read_item(WorkItem(uri, uri, "hf_hub"), 1 << 20))
+    assert calls == [("allenai/c4", "en", "validation", True)]
+    assert [p.doc["id"] if p.doc else p.reject["reason"] for p in out] == [f"{uri}#0", "empty_text", f"{uri}#2"]
+    assert out[0].doc["source"] == "c4" and out[2].doc["source_label"] == "Pile-CC"
+
+
 def test_hub_dataset_needs_network():
     with pytest.raises(FileNotFoundError, match="not reachable"):
-        expand_inputs(["hf://allenai/c4?config=en&split=validation"])
+        expand_inputs(["hf://replaymill-tests/no-such-dataset?split=validation"])
     assert parse_hf_uri("hf://allenai/c4?config=en&split=validation") == ("allenai/c4", "en", "validation")
     assert parse_hf_uri("hf://roneneldan/TinyStories") == ("roneneldan/TinyStories", None, "train")
 
@@ -272,7 +307,8 @@ def test_classify(name, expected):
 
 # ---------------------------------------------------------------- hostile inputs
 
-@pytest.mark.parametrize("name", ["mixed.jsonl", "mixed.jsonl.gz", "mixed.jsonl.zst"])
+@pytest.mark.parametrize("name", ["mixed.jsonl", "mixed.jsonl.gz", "mixed.jsonl.zst", "mixed.jsonl.bz2",
+                                  "mixed.ndjson.xz"])
 def test_hostile_lines_counted_by_reason(hostile, name):
     docs, rejects = read_path(hostile["root"] / name, max_record_bytes=CAP)
     assert [d["id"] for d in docs] == hostile["ids"]  # every good line once, in order
