@@ -164,6 +164,11 @@ class LocalPortableCluster:
             raise
         return self
 
+    @property
+    def process_groups(self) -> list[int]:
+        """Process-group ids of the running children (each leads its own group, with what it spawned)."""
+        return [proc.pid for proc in self._procs]
+
     def pipeline_args(self, workers: int | None = None) -> list[str]:
         """PortableRunner options that send a pipeline to this cluster, one SDK worker per pool by default."""
         return [

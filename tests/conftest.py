@@ -110,3 +110,27 @@ def real_docs_by_domain(shared_data) -> dict[str, list[dict]]:
     for i, chunk in enumerate(_chunks(de, 2000)[:150]):
         books.append(dict(new_document(f"grimm:{i}", chunk, "prose"), lang="de"))
     return {"web": web, "news": news, "books": books}
+
+
+# --- portable-runner fixtures (H-cluster) ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def portable_cluster(tmp_path_factory):
+    """A loopback portable Beam cluster (job service + 2 external SDK worker pools) shared by the
+    session; teardown checks that no process it started survives."""
+    import os
+
+    from deploy.local_cluster import LocalPortableCluster
+
+    with LocalPortableCluster(pools=2, workdir=str(tmp_path_factory.mktemp("cluster"))) as cluster:
+        groups = cluster.process_groups
+        yield cluster
+    for pgid in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pgid, 0)  # signal 0: does anything of that child's process group still exist?
+
+
+@pytest.fixture(scope="session")
+def build_inputs(shared_data) -> list[str]:
+    """The build input of the cluster tests: real Dolma CC and C4 files (730 documents)."""
+    return [str(shared_data / "dolma-cc" / "*.json*.gz"), str(shared_data / "olmo-c4" / "*.gz")]
