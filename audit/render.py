@@ -140,7 +140,7 @@ def render_terminal(report: dict[str, Any], console=None) -> None:
 
     dist = report.get("distinct")
     if dist:
-        console.print(f"Distinct (HyperLogLog, +/-{pct(dist['relative_error'])}): {dist['texts']:,} normalized texts "
+        console.print(f"Distinct (HyperLogLog, +/-{pct(dist['relative_error'])}): {dist['texts']:,} {dist['text_identity']} texts "
                       f"(estimated exact-duplicate rate {pct(dist['estimated_text_dup_rate'])}), "
                       f"{dist['urls']:,} URLs, {dist['hosts']:,} hosts")
     dup = report["duplicates"]["total"]
@@ -484,7 +484,7 @@ def render_html(report: dict[str, Any]) -> str:
     dist = report.get("distinct")
     if dist:
         parts.append(f"<p class=note>HyperLogLog estimates (&plusmn;{pct(dist['relative_error'])}): "
-                     f"{dist['texts']:,} distinct normalized texts among {tot['docs']:,} documents "
+                     f"{dist['texts']:,} distinct texts ({esc(dist['text_identity'])} identity) among {tot['docs']:,} documents "
                      f"(estimated exact-duplicate rate {pct(dist['estimated_text_dup_rate'])}), "
                      f"{dist['urls']:,} distinct URLs, {dist['hosts']:,} distinct hosts.</p>")
 

@@ -1,0 +1,139 @@
+"""`replaymill audit` on a shard set: gates and exit codes, JSON keys, contamination, HTML (+ a Chromium screenshot)."""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from audit.contamination import ContaminationStats, EvalIndex, read_eval_file
+from pipeline.cli import main
+
+REPORT_KEYS = {"schema", "generated_at", "inputs", "input_kind", "totals", "by_domain", "by_lang", "by_domain_lang",
+               "quality", "length_chars", "duplicates", "distinct", "funnel", "target", "contamination", "gates"}
+N_PLANTED = 6
+
+
+def _perturb(text: str, rng: random.Random) -> str:
+    """A lightly edited copy, as a benchmark item scraped with small differences (about 1 word in 40 changed)."""
+    words = text.split()
+    return " ".join("CHANGED" if rng.random() < 0.025 else w for w in words)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, make_shard_set, real_docs_by_domain, shared_data):
+    tmp = tmp_path_factory.mktemp("audit-cmd")
+    rng = random.Random(3)
+    docs = {k: [dict(d, quality=rng.betavariate(5, 2)) for d in v[:150]] for k, v in real_docs_by_domain.items()}
+    root = make_shard_set(tmp / "shards", docs, rows_per_shard=40)
+    planted = [d for d in docs["web"] if len(d["text"].split()) > 120][:N_PLANTED]
+    sentences = (shared_data / "lingua-sentences" / "en.txt").read_text(encoding="utf-8").splitlines()
+    with open(tmp / "eval.jsonl", "w", encoding="utf-8") as f:
+        for i, d in enumerate(planted):
+            f.write(json.dumps({"id": f"planted-{i}", "question": _perturb(d["text"], rng), "answer": "x"}) + "\n")
+        for i in range(0, 90, 3):  # unrelated real English text that must not match
+            f.write(json.dumps({"id": f"clean-{i}", "text": " ".join(sentences[i:i + 3])}) + "\n")
+    (tmp / "weights.yaml").write_text("weights: {web: 0.5, books: 0.3, news: 0.2}\n", encoding="utf-8")
+    return tmp, root, planted
+
+
+@pytest.fixture(scope="module")
+def audit_run(setup):
+    tmp, root, _ = setup
+    out_json, out_html = tmp / "report.json", tmp / "report.html"
+    rc = main(["audit", root, "--target", str(tmp / "weights.yaml"), "--contamination", str(tmp / "eval.jsonl"),
+               "--json", str(out_json), "--html", str(out_html), "-q",
+               "--fail-if", "min_docs=10,max_tv=0.9,max_contaminated=0"])
+    return rc, json.loads(out_json.read_text(encoding="utf-8")), out_html
+
+
+def test_gate_failure_exits_1_and_names_the_gate(audit_run, capsys):
+    rc, report, _ = audit_run
+    assert rc == 1
+    checks = {c["name"]: c for c in report["gates"]["checks"]}
+    assert checks["min_docs"]["passed"] and checks["max_tv"]["passed"]
+    assert not checks["max_contaminated"]["passed"] and checks["max_contaminated"]["value"] == N_PLANTED
+
+
+def test_json_report_keys_and_target(audit_run, setup):
+    _, report, _ = audit_run
+    assert set(report) == REPORT_KEYS and report["schema"] == "replaymill.audit/1"
+    assert report["input_kind"] == "shards"
+    assert report["totals"]["docs"] == sum(v["docs"] for v in report["by_domain"].values())
+    target = report["target"]
+    assert {r["domain"] for r in target["domains"]} == {"web", "books", "news"}
+    assert sum(r["target"] for r in target["domains"]) == pytest.approx(1.0)
+    assert 0.0 <= target["total_variation"] <= 1.0
+    json.dumps(report, allow_nan=False)  # strict JSON
+
+
+def test_contamination_finds_planted_items_only(audit_run, setup):
+    _, report, _ = audit_run
+    _, _, planted = setup
+    cont = report["contamination"]
+    assert cont["eval_docs"] == N_PLANTED + 30
+    assert cont["eval_docs_matched"] == N_PLANTED
+    pairs = {(m["corpus_id"], m["eval_id"]) for m in cont["matches"]}
+    assert pairs == {(d["id"], f"planted-{i}") for i, d in enumerate(planted)}
+    assert all(0.5 <= m["jaccard"] <= 1.0 for m in cont["matches"])
+
+
+def test_contamination_stats_merge_like_one_pass(setup):
+    tmp, _, planted = setup
+    index = EvalIndex.build(read_eval_file(str(tmp / "eval.jsonl")))
+    ids, texts = [d["id"] for d in planted], [d["text"] for d in planted]
+    one = ContaminationStats().add(index.query(ids, texts))
+    a = ContaminationStats().add(index.query(ids[:2], texts[:2]))
+    b = ContaminationStats().add(index.query(ids[2:], texts[2:]))
+    merged = ContaminationStats.from_dict(b.to_dict()).merge(a)
+    assert merged.report(index, ["e"]) == one.report(index, ["e"])
+
+
+def test_passing_gates_exit_0(setup):
+    _, root, _ = setup
+    assert main(["audit", root, "-q", "--no-distinct", "--fail-if", "min_docs=1,max_dup_rate=0.0"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/nonexistent/corpus-*.jsonl"], "nonexistent"),
+    (["{root}", "--fail-if", "max_tv"], "NAME=NUMBER"),
+    (["{root}", "--target", "no-such-preset"], "--target"),
+    (["{root}", "--fail-if", "max_tv=0.1"], "needs --target"),
+])
+def test_usage_errors_exit_2(setup, capsys, args, message):
+    _, root, _ = setup
+    assert main(["audit", "-q", *[a.format(root=root) for a in args]]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_html_is_self_contained(audit_run):
+    _, _, html_path = audit_run
+    page = html_path.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") >= 5  # composition, heatmap, quality, length, duplicates
+    assert "http://" not in page.replace("http://www.w3.org", "") and "<script" not in page
+    assert "Contamination" in page and "planted-0" in page
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on this machine")
+def test_html_renders_in_headless_chromium(audit_run, tmp_path):
+    """Render the page and check the screenshot is a real page (not blank): light background, dark text, colour plots."""
+    import numpy as np
+    from matplotlib import image
+
+    _, _, html_path = audit_run
+    png = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1280,2400",
+                    Path(html_path).resolve().as_uri()], check=True, capture_output=True, timeout=60)
+    pixels = image.imread(png)[:, :, :3]
+    assert pixels.shape[:2] == (2400, 1280)
+    dark = (pixels.max(axis=2) < 0.3).mean()       # text and axes
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2) > 0.3).mean()  # plot bars
+    assert 0.002 < dark < 0.3 and coloured > 0.01
