@@ -111,25 +111,19 @@ def check_output_writable(output: str) -> None:
         raise PreflightError(f"cannot write to output {output}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
-def preflight(args: argparse.Namespace, recipe_name: str):
-    """Recipe, inputs and output checked before anything runs; raises PreflightError with one line."""
+def preflight(args: argparse.Namespace):
+    """Recipe and output checked before anything runs (inputs by `check_inputs`); raises PreflightError."""
     from pipeline.sink import OutputExistsError, prepare_output
-    from pipeline.sources import expand_inputs
     from pydantic import ValidationError
     from schemas.recipe import resolve_recipe
 
     try:
-        recipe = apply_overrides(resolve_recipe(recipe_name), args)
+        recipe = apply_overrides(resolve_recipe(args.recipe), args)
     except FileNotFoundError as e:
         raise PreflightError(str(e))
     except ValidationError as e:
         first = e.errors()[0]
-        raise PreflightError(f"invalid recipe {recipe_name}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
-    if args.input:
-        try:
-            expand_inputs(args.input)
-        except FileNotFoundError as e:
-            raise PreflightError(str(e).splitlines()[0])
+        raise PreflightError(f"invalid recipe {args.recipe}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
     check_output_writable(args.output)
     try:
         removed = prepare_output(args.output, args.overwrite)
@@ -140,21 +134,34 @@ def preflight(args: argparse.Namespace, recipe_name: str):
     return recipe
 
 
+def check_inputs(patterns: list[str]) -> None:
+    """Every pattern must match something; the readers' own message names the one that does not."""
+    from pipeline.sources import expand_inputs
+
+    try:
+        expand_inputs(patterns)
+    except FileNotFoundError as e:
+        raise PreflightError(str(e).splitlines()[0])
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     demo_dir = None
     try:
+        from pipeline.options import LOCAL_RUNNERS
+
+        if args.input:
+            check_inputs(args.input)
+        elif args.runner not in LOCAL_RUNNERS:
+            raise PreflightError("the demo corpus is local; give --input when using a remote runner")
+        recipe = preflight(args)
         if not args.input:
             from pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
-            from pipeline.options import LOCAL_RUNNERS
 
-            if args.runner not in LOCAL_RUNNERS:
-                raise PreflightError("the demo corpus is local; give --input when using a remote runner")
             demo_dir = tempfile.mkdtemp(prefix="replaymill-demo-")
             mb = args.demo_mb or DEFAULT_MB
             args.input = write_demo_corpus(demo_dir, mb)
-            log.info("no --input: built a %.0f MB demo corpus from this Python installation in %s", mb, demo_dir)
-        recipe = preflight(args, args.recipe)
+            log.info("no --input: built a %g MB demo corpus from this Python installation in %s", mb, demo_dir)
         return run_build(args, recipe)
     except PreflightError as e:
         print(f"replaymill build: error: {e}", file=sys.stderr)

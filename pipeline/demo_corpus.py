@@ -27,8 +27,13 @@ PROSE_PATTERNS = ("*.md", "*.rst", "*.txt", "LICENSE*", "LICENCE*", "COPYING*", 
 FILES_PER_SHARD = 4
 
 
-def _candidates(root: Path, patterns: tuple[str, ...]) -> list[Path]:
-    found = {p for pattern in patterns for p in root.rglob(pattern) if p.is_file()}
+def _candidates(root: Path, patterns: tuple[str, ...], max_depth: int | None = None) -> list[Path]:
+    """Files under `root` matching `patterns`, at most `max_depth` directories deep, in path order."""
+    if max_depth is None:
+        found = {p for pattern in patterns for p in root.rglob(pattern) if p.is_file()}
+    else:
+        found = {p for depth in range(max_depth + 1) for pattern in patterns
+                 for p in root.glob("*/" * depth + pattern) if p.is_file()}
     return sorted(found)
 
 
@@ -56,7 +61,9 @@ def demo_documents(max_bytes: int) -> Iterator[dict]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     site = Path(sysconfig.get_paths()["purelib"])
     code_paths = [p for p in _candidates(stdlib, ("*.py",)) if "site-packages" not in p.parts]
-    prose_paths = _candidates(site, PROSE_PATTERNS)
+    # Distribution metadata and licences live at most 3 levels down (pkg.dist-info/licenses/LICENSE);
+    # deeper files are package internals (and walking all of torch would take seconds).
+    prose_paths = _candidates(site, PROSE_PATTERNS, max_depth=3)
     code = _documents(stdlib, code_paths, "python-stdlib", "stdlib")
     prose = _documents(site, prose_paths, "site-packages", "site")
     used = 0

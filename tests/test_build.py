@@ -45,7 +45,7 @@ def builds(shared_data, tmp_path_factory):
     patterns = inputs(shared_data)
     return {
         "one": run_build(patterns, base / "one", "in_memory", 1),
-        "two_reversed": run_build(list(reversed(patterns)), base / "two", "multi_processing", 2),
+        "two_reversed": run_build(list(reversed(patterns)), base / "two", "multi_threading", 2),
     }
 
 

@@ -56,7 +56,7 @@ def runs(shared_data, tmp_path_factory):
     return {
         "docs": docs,
         "ordered": run_dedup(docs, base / "a", "in_memory", 1),
-        "shuffled_2_workers": run_dedup(shuffled, base / "b", "multi_processing", 2),
+        "shuffled_2_workers": run_dedup(shuffled, base / "b", "multi_threading", 2),
     }
 
 
