@@ -15,6 +15,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "pipeline.audit_cmd",
     "trainer.train_cmd",
     "pipeline.reshard_cmd",
+    "pipeline.sample_cmd",
 )
 
 

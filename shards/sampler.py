@@ -2,7 +2,7 @@
 
 The global sequence. Documents are grouped by mixture key (`domain`, or `domain/lang` where the
 target names that key). Within a key, documents follow a seeded permutation, epoch by epoch
-(epoch e > 0 only when a short key is upsampled). Keys are interleaved by the deadline
+(epoch e > 0 only when a short key is upsampled). Keys are interleaved by the fair-queuing
 largest-shortfall rule of `transforms.interleave` over units (tokens by default, or documents),
 so every prefix is within one document of the target. This sequence depends only on the shard
 set, the target, `by` and `seed`: never on rank, world size or dataloader workers.
@@ -157,8 +157,7 @@ class ReplaySampler:
         self.keys = self._index(list(self.target), need_tokens=by == "tokens" or budget_by == "tokens")
         self.available = [k.docs if by == "docs" else k.tokens for k in self.keys]
         self.weights = self._effective_weights()
-        bound = 1 if by == "docs" else max([int(s.max()) for k in self.keys for s in (k.sizes or []) if len(s)] or [1])
-        self.interleave = MixtureInterleave(self.weights, bound=bound)
+        self.interleave = MixtureInterleave(self.weights)
         self.budget_used = 0  # in budget_by units, so a docs-weighted stream can stop at a token budget
         self._block_cache: dict[int, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
         shardset.ensure_cache(len(self.keys) * shuffle_block + 1)

@@ -31,8 +31,7 @@ def test_docs_every_prefix_within_one_document(weights, steps):
     sizes = [[1] * steps for _ in weights]
     seq, _ = interleave(weights, sizes, steps)
     assert len(seq) == steps
-    k = sum(1 for w in weights if w > 0)
-    assert _prefix_deviation(weights, sizes, seq) <= 1.0 - (1.0 / (2 * (k - 1)) if k > 1 else 0.0) + 1e-9
+    assert _prefix_deviation(weights, sizes, seq) <= 1.0 + 1e-9
 
 
 @settings(max_examples=150, deadline=None)
@@ -61,6 +60,11 @@ def test_exhausted_keys_leave_and_rest_renormalize():
     seq, state = interleave([0.5, 0.5], [[1] * 3, [1] * 10], 20)
     assert seq.count(0) == 3 and seq.count(1) == 10 and len(seq) == 13
     assert state["exhausted"] == [1, 1]
+
+
+def test_small_keys_are_served_early_whatever_the_largest_document():
+    seq, _ = interleave([0.05, 0.95], [[400] * 50, [20_000] + [300] * 500], 10)
+    assert 0 in seq[:2]
 
 
 def test_ties_go_to_lowest_index_and_bad_weights():

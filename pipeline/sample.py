@@ -1,0 +1,361 @@
+"""Materialize a replay set through Beam: a selection plan, then shards read in parallel and rewritten.
+
+Two ways to a plan, one way out:
+
+* Target mixture (preset or weights YAML): the plan is the `ReplaySampler` schedule itself, the
+  exact interleave over (shard, row) computed on the driver from the manifest and each shard's
+  `n_tokens` column (index only: a few bytes per document, no text). Each picked document keeps
+  its global position.
+* Reference sample (DSIR): all in Beam. Pass 1 sums the pool's hashed n-gram counts
+  (CombineGlobally); pass 2 scores every document against the reference (side input) and adds
+  its partition-independent Gumbel noise; each shard keeps only its own best documents up to the
+  budget, and a combine merges those lists keeping the global best up to the budget (exact: a
+  document beyond a shard's own budget prefix can never make the global one). Position = rank by
+  Gumbel key.
+
+Out: picked rows are grouped by source shard (each source shard is read and verified once), keyed
+by output part `domain=<d>/lang=<l>/part-NNNNN.arrow` (parts hold consecutive positions of one
+domain and language), gathered with GroupByKey, written in position order with
+`shards.io.write_shard`, and the manifest (kind "sample", `extra.sampling`: target vs achieved,
+TV, KL, shortfall handling) is written last from all ShardInfos.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.document import SCHEMA_VERSION, to_record_batch
+from schemas.manifest import Funnel, Manifest, ShardInfo, totals_from_shards
+from shards.io import read_shard_bytes, write_manifest, write_shard
+from shards.reader import ShardSet
+from shards.sampler import ReplaySampler
+from transforms import dsir
+from transforms.interleave import divergence
+
+Pick = tuple[int, int, int, int]  # (position, source shard index, row, epoch)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("replaymill", "apache-beam", "pyarrow", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _jsonable(x: float) -> float | str:
+    return x if math.isfinite(x) else str(x)
+
+
+# ----- plans ------------------------------------------------------------------------------------
+
+def plan_target(shardset: ShardSet, target: dict[str, float], *, by: str, budget: int, budget_by: str,
+                seed: int, on_short: str, quality_temperature: float | None = None) -> tuple[list[Pick], dict]:
+    """The exact interleave as picks, and the sampling report (target, achieved, divergence, shortfall)."""
+    sampler = ReplaySampler(shardset, target, by=by, seed=seed, on_short=on_short, budget=budget,
+                            budget_by=budget_by, quality_temperature=quality_temperature)
+    index = {info.path: i for i, info in enumerate(shardset.shards)}
+    picks = [(pos, index[info.path], row, epoch) for pos, (_, info, row, epoch) in enumerate(sampler.iter_plan())]
+    achieved = sampler.achieved()
+    units = {k: v["units"] for k, v in achieved.items()}
+    total = sum(units.values()) or 1
+    short_budget = sampler._budget_in_units(list(sampler.target.values()))
+    shortfall = {k.name: {"needed": round(sampler.target[k.name] * short_budget), "available": sampler.available[i]}
+                 for i, k in enumerate(sampler.keys) if sampler.target[k.name] * short_budget > sampler.available[i]}
+    report = {
+        "mode": "target",
+        "by": by, "budget": budget, "budget_by": budget_by, "seed": seed, "on_short": on_short,
+        "quality_temperature": quality_temperature,
+        "target": sampler.target,
+        "effective_target": {k.name: w for k, w in zip(sampler.keys, sampler.weights)},
+        "achieved": {k: {**v, "share": v["units"] / total} for k, v in achieved.items()},
+        **{key: _jsonable(val) for key, val in divergence(sampler.target, units).items()},
+        "effective_divergence": {key: _jsonable(val) for key, val in divergence(
+            {k.name: w for k, w in zip(sampler.keys, sampler.weights)}, units).items()},
+        "shortfall": {"action": on_short if shortfall else "none", "keys": shortfall,
+                      "repeated_docs": sum(v["repeats"] for v in achieved.values())},
+        "budget_used": sampler.budget_used,
+        "final_state": sampler.state_dict(),
+    }
+    return picks, report
+
+
+def assign_parts(picks: Iterable[Pick], shards: list[ShardInfo], rows_per_part: int) -> dict[int, list[tuple]]:
+    """Per source shard: [(row, position, epoch, output part path)], parts cut by position within (domain, lang)."""
+    seen: dict[tuple[str, str], int] = {}
+    out: dict[int, list[tuple]] = {}
+    for pos, s, row, epoch in sorted(picks):
+        info = shards[s]
+        n = seen.get((info.domain, info.lang), 0)
+        seen[(info.domain, info.lang)] = n + 1
+        rel = f"domain={info.domain}/lang={info.lang}/part-{n // rows_per_part:05d}.arrow"
+        out.setdefault(s, []).append((row, pos, epoch, rel))
+    return out
+
+
+def read_reference_texts(path: str, limit_chars: int = 200 << 20) -> list[str]:
+    """Reference documents: JSON lines with "text" (.jsonl/.json, optionally .gz), else plain text
+    split at blank lines. Any Beam filesystem; stops after `limit_chars`."""
+    with FileSystems.open(path) as f:
+        raw = f.read()
+    if path.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    text = raw.decode("utf-8", errors="replace")
+    texts: list[str] = []
+    stem = path[:-3] if path.endswith(".gz") else path
+    if stem.endswith((".jsonl", ".json")):
+        for n, line in enumerate(io.StringIO(text), 1):
+            if line.strip():
+                try:
+                    texts.append(str(json.loads(line)["text"]))
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise ValueError(f"{path}:{n}: not a JSON object with a 'text' field ({e})") from None
+    else:
+        texts = [p.strip() for p in text.split("\n\n") if p.strip()]
+    out, used = [], 0
+    for t in texts:
+        if used >= limit_chars:
+            break
+        out.append(t)
+        used += len(t)
+    if not out:
+        raise ValueError(f"reference {path} holds no text")
+    return out
+
+
+# ----- Beam: DSIR selection ---------------------------------------------------------------------
+
+def _load_table(root: str, info: dict, columns: list[str] | None = None) -> pa.Table:
+    table = pa.ipc.open_file(pa.BufferReader(read_shard_bytes(root, ShardInfo(**info)))).read_all()
+    return table.select(columns) if columns else table
+
+
+class _PoolCounts(beam.DoFn):
+    """Hashed n-gram counts of one shard's documents (summed over the pool by a combine)."""
+
+    def __init__(self, root: str, num_buckets: int):
+        self.root, self.num_buckets = root, num_buckets
+
+    def process(self, element: tuple[int, dict]) -> Iterator[np.ndarray]:
+        _, info = element
+        texts = _load_table(self.root, info, ["text"]).column("text").to_pylist()
+        yield dsir.bucket_counts((t or "" for t in texts), self.num_buckets)
+
+
+class _SumArrays(beam.CombineFn):
+    def __init__(self, size: int):
+        self.size = size
+
+    def create_accumulator(self) -> np.ndarray:
+        return np.zeros(self.size, dtype=np.int64)
+
+    def add_input(self, acc: np.ndarray, x: np.ndarray) -> np.ndarray:
+        acc += x
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[np.ndarray]) -> np.ndarray:
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            out = out + a
+        return out
+
+    def extract_output(self, acc: np.ndarray) -> np.ndarray:
+        return acc
+
+
+def _truncate(cands: list[tuple], budget: int) -> list[tuple]:
+    """Sorted candidates (-key, shard, row, size) cut after the one whose cumulative size reaches budget."""
+    used = 0
+    for i, c in enumerate(cands):
+        used += c[3]
+        if used >= budget:
+            return cands[: i + 1]
+    return cands
+
+
+class _ScoreShard(beam.DoFn):
+    """Gumbel keys of one shard's documents; emits only the shard's own best up to the budget."""
+
+    def __init__(self, root: str, reference_counts: np.ndarray, seed: int, budget: int, by: str,
+                 alpha: float, quality_temperature: float | None):
+        self.root, self.ref, self.seed, self.budget, self.by = root, reference_counts, seed, budget, by
+        self.alpha, self.quality_temperature = alpha, quality_temperature
+        self._ratio: np.ndarray | None = None
+
+    def process(self, element: tuple[int, dict], pool_counts: np.ndarray) -> Iterator[list[tuple]]:
+        if self._ratio is None:
+            self._ratio = dsir.log_ratio(self.ref, pool_counts, self.alpha)
+        s, info = element
+        table = _load_table(self.root, info, ["id", "text", "n_tokens", "quality"])
+        texts = [t or "" for t in table.column("text").to_pylist()]
+        logw = dsir.log_importance_weights(texts, self._ratio)
+        if self.quality_temperature is not None:
+            q = table.column("quality").fill_null(0.0).to_numpy(zero_copy_only=False)
+            logw = logw + dsir.quality_log_weights(q, self.quality_temperature)
+        keys = dsir.gumbel_keys(logw, table.column("id").to_pylist(), self.seed)
+        if self.by == "tokens":
+            sizes = np.maximum(table.column("n_tokens").fill_null(1).to_numpy(zero_copy_only=False), 1)
+        else:
+            sizes = np.ones(len(texts), dtype=np.int64)
+        cands = sorted((-float(keys[i]), s, i, int(sizes[i])) for i in range(len(texts)))
+        yield _truncate(cands, self.budget)
+
+
+class _TopByBudget(beam.CombineFn):
+    """The global best candidates up to the budget, merged from per-shard best lists (exact)."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+
+    def create_accumulator(self) -> list[tuple]:
+        return []
+
+    def add_input(self, acc: list[tuple], cands: list[tuple]) -> list[tuple]:
+        return _truncate(sorted(acc + cands), self.budget)
+
+    def merge_accumulators(self, accs: Iterable[list[tuple]]) -> list[tuple]:
+        merged: list[tuple] = []
+        for a in accs:
+            merged = _truncate(sorted(merged + a), self.budget)
+        return merged
+
+    def extract_output(self, acc: list[tuple]) -> list[tuple]:
+        return acc
+
+
+def _selection_report(selection: list[tuple], pool_counts: np.ndarray, selected_counts: np.ndarray,
+                      reference_counts: np.ndarray, shards: list[dict], base: dict) -> dict:
+    by_domain: dict[str, int] = {}
+    for _, s, _, size in selection:
+        by_domain[shards[s]["domain"]] = by_domain.get(shards[s]["domain"], 0) + size
+    total = sum(by_domain.values()) or 1
+    return {**base,
+            "achieved": {d: {"units": u, "share": u / total} for d, u in sorted(by_domain.items())},
+            "selected_docs": len(selection), "budget_used": total,
+            "dsir": {**base["dsir"],
+                     "kl_reference_to_selection": dsir.hashed_kl(reference_counts, selected_counts, base["dsir"]["alpha"]),
+                     "kl_reference_to_pool": dsir.hashed_kl(reference_counts, pool_counts, base["dsir"]["alpha"])}}
+
+
+# ----- Beam: read picked rows, write parts, manifest ---------------------------------------------
+
+class _ReadPicked(beam.DoFn):
+    """Read one source shard (verified) and emit its picked rows keyed by output part."""
+
+    FEATURES = "features"
+
+    def __init__(self, root: str, num_buckets: int = 0):
+        self.root, self.num_buckets = root, num_buckets
+
+    def process(self, element: tuple[dict, list[tuple]]) -> Iterator[Any]:
+        info, items = element
+        table = _load_table(self.root, info)
+        docs = table.take(pa.array([row for row, *_ in items], type=pa.int64())).to_pylist()
+        for (row, pos, epoch, rel), doc in zip(items, docs):
+            if epoch:
+                doc["id"] = f"{doc['id']}#r{epoch}"
+            yield rel, (pos, doc)
+        if self.num_buckets:
+            yield beam.pvalue.TaggedOutput(self.FEATURES, dsir.bucket_counts((d["text"] for d in docs), self.num_buckets))
+
+
+class _WritePart(beam.DoFn):
+    def __init__(self, output: str):
+        self.output = output
+
+    def process(self, element: tuple[str, Iterable[tuple[int, dict]]]) -> Iterator[dict]:
+        rel, items = element
+        docs = [doc for _, doc in sorted(items, key=lambda x: x[0])]
+        table = pa.Table.from_batches([to_record_batch(docs)])
+        yield write_shard(self.output, rel, table, docs[0]["domain"], docs[0]["lang"]).model_dump()
+
+
+class _WriteManifest(beam.DoFn):
+    def __init__(self, output: str, inputs: list[str], pool_docs: int):
+        self.output, self.inputs, self.pool_docs = output, inputs, pool_docs
+
+    def process(self, infos: list[dict], report: dict) -> Iterator[str]:
+        shards = sorted((ShardInfo(**i) for i in infos), key=lambda s: s.path)
+        by_domain, by_lang, total = totals_from_shards(shards)
+        write_manifest(self.output, Manifest(
+            schema_version=SCHEMA_VERSION, kind="sample", created_at=datetime.now(timezone.utc).isoformat(),
+            tool_version=_versions()["replaymill"], package_versions=_versions(), inputs=self.inputs,
+            shards=shards, by_domain=by_domain, by_lang=by_lang, total=total,
+            funnel=Funnel(read=self.pool_docs, kept=total.docs), extra={"sampling": report}))
+        yield self.output
+
+
+def _read_picked(requests: beam.PCollection, root: str, feature_buckets: int = 0):
+    return requests | "ReadPicked" >> beam.ParDo(_ReadPicked(root, feature_buckets)).with_outputs(
+        _ReadPicked.FEATURES, main="docs")
+
+
+def _write_all(docs: beam.PCollection, report: beam.PCollection, output: str, inputs: list[str],
+               pool_docs: int) -> beam.PCollection:
+    """Parts in position order, then the manifest from every ShardInfo and the report (a singleton)."""
+    infos = (docs
+             | "GroupByPart" >> beam.GroupByKey()
+             | "WritePart" >> beam.ParDo(_WritePart(output))
+             | "AllShards" >> beam.combiners.ToList())
+    return infos | "WriteManifest" >> beam.ParDo(_WriteManifest(output, inputs, pool_docs),
+                                                 beam.pvalue.AsSingleton(report))
+
+
+def sample_target(p: beam.Pipeline, shardset: ShardSet, output: str, picks: list[Pick], report: dict,
+                  rows_per_part: int = 10_000) -> beam.PCollection:
+    """Materialize a target-mixture plan; returns the PCollection holding the output path once written."""
+    shards = shardset.shards
+    requests = [(shards[s].model_dump(), items) for s, items in sorted(assign_parts(picks, shards, rows_per_part).items())]
+    reqs = p | "Requests" >> beam.Create(requests) | "Spread" >> beam.Reshuffle()
+    picked = _read_picked(reqs, shardset.root)
+    return _write_all(picked.docs, p | "Report" >> beam.Create([report]), output, [shardset.root],
+                      shardset.manifest.total.docs)
+
+
+def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, reference_texts: list[str], *,
+                     budget: int, by: str, seed: int, num_buckets: int = dsir.NUM_BUCKETS, alpha: float = 1.0,
+                     quality_temperature: float | None = None, rows_per_part: int = 10_000) -> beam.PCollection:
+    """DSIR selection toward `reference_texts` and its materialization, all in one Beam graph."""
+    root = shardset.root
+    infos = [i.model_dump() for i in shardset.shards]
+    ref_counts = dsir.bucket_counts(reference_texts, num_buckets)
+    shards = p | "Shards" >> beam.Create(list(enumerate(infos))) | "SpreadShards" >> beam.Reshuffle()
+    pool = (shards | "PoolCounts" >> beam.ParDo(_PoolCounts(root, num_buckets))
+            | "SumPool" >> beam.CombineGlobally(_SumArrays(num_buckets)))
+    selection = (shards
+                 | "Score" >> beam.ParDo(_ScoreShard(root, ref_counts, seed, budget, by, alpha, quality_temperature),
+                                         beam.pvalue.AsSingleton(pool))
+                 | "TopByBudget" >> beam.CombineGlobally(_TopByBudget(budget)))
+
+    def to_requests(sel: list[tuple]) -> Iterator[tuple[dict, list[tuple]]]:
+        picks = [(pos, s, row, 0) for pos, (_, s, row, _) in enumerate(sel)]
+        parts = assign_parts(picks, [ShardInfo(**i) for i in infos], rows_per_part)
+        for s, items in sorted(parts.items()):
+            yield infos[s], items
+
+    reqs = selection | "Requests" >> beam.FlatMap(to_requests) | "Spread" >> beam.Reshuffle()
+    picked = _read_picked(reqs, root, num_buckets)
+    selected_counts = picked[_ReadPicked.FEATURES] | "SumSelected" >> beam.CombineGlobally(_SumArrays(num_buckets))
+    base = {"mode": "reference", "by": by, "budget": budget, "seed": seed, "on_short": "n/a",
+            "quality_temperature": quality_temperature,
+            "dsir": {"num_buckets": num_buckets, "ngrams": [1, 2], "alpha": alpha,
+                     "reference_docs": len(reference_texts)}}
+    report = (p | "ReportSeed" >> beam.Create([None])
+              | "BuildReport" >> beam.Map(
+                  lambda _, sel, pool_c, sel_c: _selection_report(sel, pool_c, sel_c, ref_counts, infos, base),
+                  beam.pvalue.AsSingleton(selection), beam.pvalue.AsSingleton(pool),
+                  beam.pvalue.AsSingleton(selected_counts)))
+    return _write_all(picked.docs, report, output, [root], shardset.manifest.total.docs)
