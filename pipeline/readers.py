@@ -89,55 +89,135 @@ def classify(name: str, *, bare_compressed: str = "jsonl") -> tuple[str, str]:
     return "unsupported", codec
 
 
+# Leading bytes of each codec's stream, to catch files whose name lies about their compression
+# (Dolma's own test data has a `.jsonl.zst` that is plain JSONL).
+CODEC_MAGIC: dict[str, bytes] = {
+    "gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00",
+}
+
+
+def sniff_codec(path: str, declared: str) -> str:
+    """The codec the file's first bytes show: a compressed file named as plain gets its codec,
+    and a file named compressed that starts like JSON (`{`) is read as plain; anything else keeps
+    the declared codec (so a corrupt file is still reported as unreadable)."""
+    try:
+        with open_raw(path) as raw:
+            head = raw.read(8)
+    except Exception:  # noqa: BLE001 - an unopenable file is reported when its item is read
+        return declared
+    for codec, magic in CODEC_MAGIC.items():
+        if head.startswith(magic):
+            return codec
+    if declared and head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+        return ""
+    return declared
+
+
 def open_raw(path: str) -> IO[bytes]:
     """The file's bytes as stored (Beam must not decompress: we detect truncation ourselves)."""
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+class _ZstdFrameTracker:
+    """Follows the zstd frame layout (RFC 8878: frame header, 3-byte block headers, optional
+    checksum, skippable frames) over the compressed bytes without decompressing them, so the end
+    of input can be checked to fall on a frame boundary. python-zstandard's stream reader, which
+    bounds how much it decompresses at once, otherwise ends silently at a truncation."""
+
+    _ZSTD_MAGIC = 0xFD2FB528
+    _SKIPPABLE_MASK, _SKIPPABLE_MAGIC = 0xFFFFFFF0, 0x184D2A50
+
+    def __init__(self) -> None:
+        self._pending = b""     # header bytes collected so far
+        self._need = 4          # header bytes wanted next
+        self._state = "magic"
+        self._skip = 0          # payload bytes to pass over
+        self._checksum = False
+
+    def feed(self, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            if self._skip:
+                step = min(self._skip, len(data) - pos)
+                self._skip -= step
+                pos += step
+                continue
+            take = min(self._need - len(self._pending), len(data) - pos)
+            self._pending += data[pos:pos + take]
+            pos += take
+            if len(self._pending) == self._need:
+                header, self._pending = self._pending, b""
+                self._advance(header)
+
+    def _advance(self, header: bytes) -> None:
+        value = int.from_bytes(header, "little")
+        if self._state == "magic":
+            if value == self._ZSTD_MAGIC:
+                self._state, self._need = "descriptor", 1
+            elif value & self._SKIPPABLE_MASK == self._SKIPPABLE_MAGIC:
+                self._state, self._need = "skippable", 4
+            else:
+                self._state, self._need = "invalid", 1 << 62  # the decompressor reports it
+        elif self._state == "skippable":
+            self._state, self._need, self._skip = "magic", 4, value
+        elif self._state == "descriptor":
+            fcs_flag, single_segment = value >> 6, (value >> 5) & 1
+            self._checksum = bool((value >> 2) & 1)
+            window = 0 if single_segment else 1
+            dict_id = (0, 1, 2, 4)[value & 3]
+            fcs = (single_segment, 2, 4, 8)[fcs_flag]
+            self._state, self._need, self._skip = "block", 3, window + dict_id + fcs
+        elif self._state == "block":
+            last, block_type, size = value & 1, (value >> 1) & 3, value >> 3
+            self._skip = 1 if block_type == 1 else size  # an RLE block stores one byte
+            if last:
+                self._skip += 4 if self._checksum else 0
+                self._state, self._need = "magic", 4
+
+    def at_frame_boundary(self) -> bool:
+        return self._state == "magic" and not self._pending and not self._skip
+
+
+class _TrackedSource(io.RawIOBase):
+    """Passes compressed bytes through to the decompressor while the tracker watches them."""
+
+    def __init__(self, source: IO[bytes], tracker: _ZstdFrameTracker):
+        self._source = source
+        self._tracker = tracker
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._tracker.feed(data)
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
 class _ZstdReader(io.RawIOBase):
-    """Streaming zstd decompression across concatenated frames that raises EOFError when the input
-    ends inside a frame (python-zstandard's own stream reader silently stops there)."""
+    """Streaming zstd decompression across concatenated frames, in bounded pieces (a highly
+    compressible gigantic line never lands in memory at once), raising EOFError when the input
+    ends inside a frame."""
 
     def __init__(self, source: IO[bytes]):
-        self._source = source
-        self._dctx = zstandard.ZstdDecompressor()
-        self._obj = self._dctx.decompressobj()
-        self._pending = b""
-        self._in_frame = False
-        self._done = False
+        self._tracker = _ZstdFrameTracker()
+        self._reader = zstandard.ZstdDecompressor().stream_reader(
+            _TrackedSource(source, self._tracker), read_across_frames=True, closefd=False)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._pending:
-            if self._done:
-                return 0
-            data = self._source.read(64 << 10)  # small input chunks bound each decompressed burst
-            if not data:
-                self._done = True
-                if self._in_frame:
-                    raise EOFError("zstd stream ended inside a frame (file truncated)")
-                return 0
-            self._pending = self._feed(data)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def _feed(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            if not self._in_frame:
-                self._obj = self._dctx.decompressobj()
-                self._in_frame = True
-            out.append(self._obj.decompress(data))
-            if self._obj.eof:
-                self._in_frame = False
-                data = self._obj.unused_data
-            else:
-                data = b""
-        return b"".join(out)
+        data = self._reader.read(len(buffer))
+        if not data and not self._tracker.at_frame_boundary():
+            raise EOFError("zstd stream ended inside a frame (file truncated)")
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def open_decompressed(raw: IO[bytes], codec: str) -> IO[bytes]:

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipeline.readers import HF_SCHEME, WorkItem, classify, open_raw, read_item
+from pipeline.readers import HF_SCHEME, WorkItem, classify, open_raw, read_item, sniff_codec
 
 METRICS_NAMESPACE = "replaymill.read"
 DOCS_TAG = "docs"
@@ -145,8 +145,11 @@ def _check_hub_dataset(uri: str) -> None:
 
 
 def plan_reads(spec: FileSpec, range_bytes: int) -> Iterator[WorkItem]:
-    """Work items of one input: byte ranges of plain JSONL, row-group runs of Parquet, else the file."""
+    """Work items of one input: byte ranges of plain JSONL, row-group runs of Parquet, else the file.
+    JSONL and WET files are sniffed first, so a misnamed compressed file is never split by bytes."""
     fmt, codec = classify(spec.name)
+    if fmt in ("jsonl", "wet"):
+        codec = sniff_codec(spec.path, codec)
     if fmt == "jsonl" and not codec and spec.size > range_bytes:
         for start in range(0, spec.size, range_bytes):
             yield WorkItem(spec.path, spec.name, fmt, codec, start, min(start + range_bytes, spec.size))

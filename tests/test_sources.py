@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.readers import WorkItem, classify, parse_hf_uri, read_item
-from pipeline.sources import FileSpec, ReadCorpus, expand_inputs, match_inputs, plan_reads
+from pipeline.sources import ReadCorpus, expand_inputs, match_inputs, plan_reads
 from schemas.document import COLUMN_NAMES, to_record_batch
 
 DOLMA_697 = "dolma-cc/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
@@ -208,6 +208,30 @@ def test_lm_dataformat_tar_with_list_text(shared_data):
 def test_wat_and_unknown_files_are_counted_not_read(shared_data, tmp_path):
     _, rejects = read_path(shared_data / "cc-warc/whirlwind.warc.wat.gz")
     assert reasons(rejects) == {"unsupported_format": 1}
+    (tmp_path / "notes.md").write_text("# not a corpus\n")
+    _, rejects = read_path(tmp_path / "notes.md")
+    assert reasons(rejects) == {"unsupported_format": 1} and rejects[0]["source"] == "notes.md"
+
+
+@pytest.mark.parametrize("name", ["huge.jsonl", "huge.jsonl.gz", "huge.jsonl.zst"])
+def test_gigantic_line_is_skipped_without_buffering_it(tmp_path, name):
+    """A 24 MiB line under a 64 KiB cap: rejected as too_large while peak memory stays a few MiB."""
+    import tracemalloc
+
+    body = b'{"text": "before"}\n{"text": "' + b"a" * (24 << 20) + b'"}\n{"text": "after"}\n'
+    compress = {"huge.jsonl": bytes, "huge.jsonl.gz": lambda b: gzip.compress(b, 1),
+                "huge.jsonl.zst": zstandard.ZstdCompressor().compress}[name]
+    (tmp_path / name).write_bytes(compress(body))
+    del body
+    tracemalloc.start()
+    try:
+        docs, rejects = read_path(tmp_path / name, max_record_bytes=64 << 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [d["text"] for d in docs] == ["before", "after"]
+    assert reasons(rejects) == {"too_large": 1} and f"line of {(24 << 20) + 13} bytes" in rejects[0]["detail"]
+    assert peak < 6 << 20, peak
 
 
 def test_parquet_from_real_data_split_by_row_groups(shared_data, tmp_path):
@@ -331,6 +355,35 @@ def test_truncated_zstd_detected_and_whole_multiframe_read(hostile):
     assert reasons(rejects) == {"truncated_file": 1}
     docs, rejects = read_path(hostile["root"] / "whole.jsonl.zst")
     assert ([d["id"] for d in docs], rejects) == (hostile["ids"], [])
+
+
+def test_misnamed_compression_is_sniffed(hostile, tmp_path):
+    body = (hostile["root"] / "mixed.jsonl").read_bytes()
+    (tmp_path / "really_plain.jsonl.zst").write_bytes(body)
+    (tmp_path / "really_gzip.jsonl").write_bytes(gzip.compress(body))
+    for name in ("really_plain.jsonl.zst", "really_gzip.jsonl"):
+        docs, rejects = read_path(tmp_path / name, max_record_bytes=CAP, range_bytes=4096)
+        assert [d["id"] for d in docs] == hostile["ids"] and reasons(rejects) == expected_bad()
+
+
+@settings(max_examples=60, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=3000) | st.just(b"a" * 300_000), min_size=1, max_size=3),
+       checksum=st.booleans(), content_size=st.booleans(), skippable=st.booleans(), data=st.data())
+def test_zstd_frame_tracker_finds_every_truncation(payloads, checksum, content_size, skippable, data):
+    """The frame tracker says "complete" exactly at frame ends, whatever the frame options."""
+    from pipeline.readers import _ZstdFrameTracker
+
+    cctx = zstandard.ZstdCompressor(write_checksum=checksum, write_content_size=content_size)
+    frames = [cctx.compress(p) for p in payloads]
+    if skippable:
+        frames.insert(1, (0x184D2A53).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"skip!")
+    blob = b"".join(frames)
+    ends = {sum(len(f) for f in frames[: i + 1]) for i in range(len(frames))}
+    cut = data.draw(st.integers(min_value=1, max_value=len(blob)))
+    tracker = _ZstdFrameTracker()
+    for i in range(0, cut, 7):  # fed in odd-sized pieces
+        tracker.feed(blob[i:min(i + 7, cut)])
+    assert tracker.at_frame_boundary() == (cut in ends)
 
 
 def test_corrupt_file_is_one_unreadable_reject(hostile):
