@@ -3,8 +3,8 @@
 Why this shape: per-document Python loops over shingles x permutations are what makes MinHash slow
 (datasketch calls a Python hash function per shingle and permutes per document). Here every word
 of a batch is hashed once (xxh3-64), n-gram ("shingle") hashes are formed with one vectorized
-linear combination over the concatenated word hashes of the whole batch, and the permutations are
-applied as one broadcast multiply-add per block of permutations followed by a segment minimum
+linear combination over the concatenated word hashes of the whole batch, and each permutation is
+applied as one multiply-add over all shingles of the batch followed by a segment minimum
 (`np.minimum.reduceat`) over each document's run of shingles.
 
 Permutation scheme: datasketch's ``"affine64"`` scheme (its recommended one for 64-bit hashes):
@@ -133,18 +133,14 @@ def batch_shingles(texts: Sequence[str], ngram: int) -> ShingleBatch:
     """
     if not 1 <= ngram <= MAX_NGRAM:
         raise ValueError(f"ngram must be 1..{MAX_NGRAM}, got {ngram}")
-    cache: dict[str, int] = {}
-    all_hashes: list[int] = []
+    tokens: list[str] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
         toks = words(text)  # normalizes (transforms.normalize.normalize_for_dedup) and splits
         lengths[i] = len(toks)
-        for w in toks:
-            h = cache.get(w)
-            if h is None:
-                h = cache[w] = word_hash(w)
-            all_hashes.append(h)
-    wh = np.fromiter(all_hashes, dtype=U64, count=len(all_hashes))
+        tokens.extend(toks)
+    hashes = {w: word_hash(w) for w in set(tokens)}
+    wh = np.fromiter(map(hashes.__getitem__, tokens), dtype=U64, count=len(tokens))
     n_shingles = np.maximum(lengths - ngram + 1, 0)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(n_shingles, out=offsets[1:])
@@ -162,24 +158,27 @@ def batch_shingles(texts: Sequence[str], ngram: int) -> ShingleBatch:
     return ShingleBatch(hashes=acc[word_starts[doc_of_shingle] + rank_in_doc], offsets=offsets)
 
 
-def signatures_from_shingles(batch: ShingleBatch, perms: Permutations, block: int = 32) -> np.ndarray:
+def signatures_from_shingles(batch: ShingleBatch, perms: Permutations) -> np.ndarray:
     """MinHash signatures, shape (n_docs, num_perm) uint64; rows of shingle-less docs are EMPTY_VALUE.
 
-    Permutations are applied in blocks of `block` columns so the (shingles x block) intermediate
-    stays cache- and memory-friendly for large batches.
+    One contiguous multiply-add over all shingles of the batch and one segment minimum per
+    permutation: 1-D `np.minimum.reduceat` is an order of magnitude faster than reducing a
+    (shingles x permutations) block along either axis (measured in bench/minhash_throughput.py).
     """
     counts = batch.counts()
-    n_docs = counts.shape[0]
-    sig = np.full((n_docs, perms.num_perm), EMPTY_VALUE, dtype=U64)
+    sig = np.full((counts.shape[0], perms.num_perm), EMPTY_VALUE, dtype=U64)
     nonempty = np.flatnonzero(counts > 0)
     if nonempty.size == 0:
         return sig
-    mixed = fmix64(batch.hashes)[:, None]
+    mixed = fmix64(batch.hashes)
     starts = batch.offsets[:-1][nonempty]
-    for lo in range(0, perms.num_perm, block):
-        hi = min(lo + block, perms.num_perm)
-        permuted = mixed * perms.a[None, lo:hi] + perms.b[None, lo:hi]
-        sig[nonempty, lo:hi] = np.minimum.reduceat(permuted, starts, axis=0)
+    by_perm = np.empty((perms.num_perm, nonempty.size), dtype=U64)
+    permuted = np.empty_like(mixed)
+    for k in range(perms.num_perm):
+        np.multiply(mixed, perms.a[k], out=permuted)
+        permuted += perms.b[k]
+        by_perm[k] = np.minimum.reduceat(permuted, starts)
+    sig[nonempty] = by_perm.T
     return sig
 
 
