@@ -177,3 +177,34 @@ def test_score_never_drops_when_a_one_sided_signal_improves(text, index, amount)
     better[rule.signal] += amount if rule.op in ("ge", "gt") else -amount
     assert quality_score(better) >= quality_score(signals) - 1e-12
     assert rule_score(better[rule.signal], rule) >= rule_score(signals[rule.signal], rule)
+
+
+def _naive_ngram_fractions(words: list[str], n_chars: int) -> dict[str, float]:
+    """Plain-Python statement of the definitions in transforms.quality, for checking the numpy version."""
+    out = {}
+    for n in range(2, 11):
+        grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+        if n <= 4:
+            # the most frequent n-gram (ties: the longest), if it occurs at least twice
+            ranked = sorted(((grams.count(g), sum(map(len, g)) + n - 1) for g in set(grams)), reverse=True)
+            count, length = ranked[0] if ranked else (0, 0)
+            out[f"top_{n}gram_char_frac"] = count * length / n_chars if count >= 2 else 0.0
+        else:
+            covered = [False] * len(words)
+            for i, g in enumerate(grams):
+                if g in grams[:i]:
+                    covered[i:i + n] = [True] * n
+            chars = sum(len(w) for w, c in zip(words, covered) if c)
+            chars += sum(1 for a, b in zip(covered, covered[1:]) if a and b)
+            out[f"dup_{n}gram_char_frac"] = chars / n_chars
+    return {k: min(v, 1.0) for k, v in out.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "dddd"]), min_size=0, max_size=60))
+def test_vectorized_ngram_fractions_match_the_definition(words):
+    text = " ".join(words)
+    signals = compute_signals(text)
+    expected = _naive_ngram_fractions(words, len(text)) if text else {}
+    for name, value in expected.items():
+        assert signals[name] == pytest.approx(value, abs=1e-9), name

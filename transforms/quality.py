@@ -5,14 +5,17 @@ text, `compute_signals` measures everything the Gopher, C4 and FineWeb rules loo
 `check_rules` decides with the recipe's thresholds later; a new threshold needs no re-scoring.
 
 Definitions (where the papers leave room, the choice is stated here):
-- Words: `\\w+` runs (with inner apostrophes) and runs of symbols (`|`, `©`, `+`; Unicode class S);
-  runs of pure punctuation are not words. Scripts without spaces give few long "words", so the
-  Gopher word rules are for space-delimited languages, as in the paper.
+- Words: Unicode word runs (with inner apostrophes; combining marks included, so Indic words stay
+  whole) and runs of punctuation that hold a symbol (`|`, `©`, `+`; Unicode class S); runs of
+  pure punctuation are not words. "Alphabetic" means holding a letter (class L). Stop words are
+  Gopher's eight, matched case-insensitively. Scripts without spaces give few long "words", so
+  the Gopher word rules are for space-delimited languages, as in the paper.
+- Bullet lines start with one of • ‣ ⁃ ◦ ● ○ ▪ ▫ ■ □ ∙ - *; ellipsis lines end with ... or …
 - Lines: non-empty lines (whitespace-stripped); blank lines between paragraphs are layout, not
   content, so they neither dilute line fractions nor count as duplicate lines.
 - Paragraphs: blocks separated by two or more newlines.
-- Repeated n-grams (Gopher): over words; the top n-gram fraction counts only n-grams that occur at
-  least twice; the duplicate n-gram fraction counts each character once, covering every word
+- Repeated n-grams (Gopher): over words; the top n-gram fraction is (occurrences x characters)
+  of the most frequent n-gram (ties: the longest), counted only if it occurs at least twice; the duplicate n-gram fraction counts each character once, covering every word
   inside an n-gram that already occurred earlier in the document. Characters are word characters
   plus the single spaces joining covered words, over all characters of the text.
 - C4 sentence count: sentence ends (. ! ? ... followed by space or end of line) in lines C4 would
@@ -51,9 +54,11 @@ FINEWEB_SHORT_LINE = 30
 C4_MAX_WORD_LENGTH = 1000
 C4_MIN_WORDS_PER_LINE = 3
 
-_TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
-_SYMBOL = regex.compile(r"\p{S}")
-_ALPHA = re.compile(r"[^\W\d_]")  # a letter: word character that is neither digit nor underscore
+# Words: Unicode word runs (the `regex` module's \w keeps combining marks, so Devanagari or Thai
+# words are not cut at vowel signs), or a punctuation run holding a symbol. The lookbehind starts
+# a symbol-run match only at the start of a run, so long "-----" lines cost linear time.
+_WORD = regex.compile(r"\w+(?:['’]\w+)*|(?<![^\w\s])[^\w\s]*?\p{S}[^\w\s]*")
+_LETTER = regex.compile(r"\p{L}")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 _SENTENCE_END = re.compile(r"(?:[.!?]+|…)['\"”’)\]]*(?=\s|$)")
@@ -74,7 +79,7 @@ SCORE_SHARPNESS = 10.0
 
 def _words(text: str) -> list[str]:
     """Word tokens (see module docstring): `\\w` runs and symbol runs, punctuation runs dropped."""
-    return [t for t in _TOKEN.findall(text) if t[0].isalnum() or t[0] == "_" or _SYMBOL.search(t)]
+    return _WORD.findall(text)
 
 
 def _dup_stats(items: list[str]) -> tuple[int, int]:
@@ -90,11 +95,14 @@ def _dup_stats(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _ngram_fractions(ids: np.ndarray, lengths: np.ndarray, n_chars: int) -> dict[str, float]:
+def _ngram_fractions(ids: np.ndarray, counts: np.ndarray, lengths: np.ndarray, n_chars: int) -> dict[str, float]:
     """Gopher's top n-gram (n=2..4) and duplicate n-gram (n=5..10) character fractions, in numpy.
 
-    `ids` are the words as integer ids (1-based, uint64), `lengths` their characters; n-gram ids are built by a wrapping polynomial over 64 bits (a
-    collision needs two distinct n-grams of one document to agree on 64 bits).
+    `ids` are the words as integer ids, `counts` how often each position's word occurs in
+    the document, `lengths` each word's characters. n-gram ids are built by a wrapping polynomial
+    over 64 bits (a collision needs two distinct n-grams of one document to agree on 64 bits).
+    Pruning: an n-gram can occur twice only where its (n-1)-gram prefix does, so each n sorts only
+    the positions whose (n-1)-gram repeats; on clean text that set empties after a few n.
     """
     out = {f"top_{n}gram_char_frac": 0.0 for n in TOP_NGRAMS}
     out.update({f"dup_{n}gram_char_frac": 0.0 for n in DUP_NGRAMS})
@@ -102,25 +110,33 @@ def _ngram_fractions(ids: np.ndarray, lengths: np.ndarray, n_chars: int) -> dict
     if n_words < 2 or n_chars == 0:
         return out
     cum = np.concatenate(([0], np.cumsum(lengths)))
-    h = ids.copy()
+    keys = ids.astype(np.uint64) + np.uint64(1)
+    h = keys
+    candidates = np.flatnonzero(counts >= 2)  # start positions whose (n-1)-gram occurs more than once
     for n in range(2, max(DUP_NGRAMS) + 1):
-        if n_words < n:
-            break
         with np.errstate(over="ignore"):
-            h = h[:-1] * _HASH_MULT + ids[n - 1:]
-        _, first, inverse, counts = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
+            h = h[:-1] * _HASH_MULT + keys[n - 1:]  # h[i] = id of the n-gram starting at word i
+        candidates = candidates[candidates < len(h)]
+        if candidates.size < 2:
+            break
+        _, first, inverse, group_counts = np.unique(
+            h[candidates], return_index=True, return_inverse=True, return_counts=True)
+        occurrences = group_counts[inverse]
         if n in TOP_NGRAMS:
-            occurrences = counts[inverse]
-            if occurrences.max() >= 2:
-                gram_chars = cum[n:] - cum[:-n] + (n - 1)
-                best = np.lexsort((gram_chars, occurrences))[-1]  # most frequent, then longest
+            gram_chars = cum[candidates + n] - cum[candidates] + (n - 1)
+            best = np.lexsort((gram_chars, occurrences))[-1]  # most frequent, then longest
+            if occurrences[best] >= 2:
                 out[f"top_{n}gram_char_frac"] = occurrences[best] * gram_chars[best] / n_chars
         if n in DUP_NGRAMS:
-            repeated = first[inverse] != np.arange(len(h))
-            if repeated.any():
-                covered = np.convolve(repeated.astype(np.int64), np.ones(n, dtype=np.int64))[:n_words] > 0
+            repeated = candidates[first[inverse] != np.arange(candidates.size)]
+            if repeated.size:
+                starts = np.zeros(n_words + 1, dtype=np.int64)
+                np.add.at(starts, repeated, 1)
+                np.add.at(starts, repeated + n, -1)
+                covered = np.cumsum(starts[:n_words]) > 0  # words inside a repeated n-gram
                 chars = lengths[covered].sum() + np.count_nonzero(covered[1:] & covered[:-1])
                 out[f"dup_{n}gram_char_frac"] = chars / n_chars
+        candidates = candidates[occurrences >= 2]
     return {k: min(float(v), 1.0) for k, v in out.items()}
 
 
@@ -172,12 +188,11 @@ def compute_signals(text: str) -> dict[str, float]:
     vocab = Counter(words)
     distinct = list(vocab)
     occurrences = np.fromiter(vocab.values(), dtype=np.int64, count=len(distinct))
-    index = {w: i for i, w in enumerate(distinct, start=1)}
-    ids = np.fromiter(map(index.__getitem__, words), dtype=np.uint64, count=n_words)
+    index = {w: i for i, w in enumerate(distinct)}
+    ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=n_words)
     distinct_lengths = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
-    is_alpha = np.fromiter((_ALPHA.search(w) is not None for w in distinct), dtype=bool, count=len(distinct))
+    is_alpha = np.fromiter((_LETTER.search(w) is not None for w in distinct), dtype=bool, count=len(distinct))
     is_stop = np.fromiter((w.lower() in STOP_WORDS for w in distinct), dtype=bool, count=len(distinct))
-    lengths = np.concatenate(([0], distinct_lengths))[ids.astype(np.int64)]
     per_word = 1.0 / n_words if n_words else 0.0
     lines = [line.strip() for line in text.split("\n")]
     lines = [line for line in lines if line]
@@ -206,7 +221,7 @@ def compute_signals(text: str) -> dict[str, float]:
         "dup_line_char_frac": dup_line_chars * per_char,
         "dup_para_frac": dup_paras / len(paragraphs) if paragraphs else 0.0,
         "dup_para_char_frac": dup_para_chars * per_char,
-        **_ngram_fractions(ids, lengths, n_chars),
+        **_ngram_fractions(ids, occurrences[ids], distinct_lengths[ids], n_chars),
         # C4
         **_c4_signals(lines),
         # FineWeb

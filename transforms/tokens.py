@@ -64,18 +64,23 @@ def estimate_tokens(text: str) -> int:
 
 
 def load_tokenizer(path: str) -> Any:
-    """A Hugging Face tokenizer from a local directory or tokenizer.json (no download)."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
+    """A local tokenizer, no download: a `tokenizer.json` file (loaded with `tokenizers`, light and
+    fast) or a Hugging Face tokenizer directory (loaded with transformers' AutoTokenizer)."""
     if path.endswith(".json"):
-        return PreTrainedTokenizerFast(tokenizer_file=path)
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(path)
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 def count_tokens(texts: Iterable[str], tokenizer: Any) -> list[int]:
-    """Exact token counts with a real tokenizer, one batched call (no special tokens added)."""
+    """Exact token counts with a real tokenizer (either kind `load_tokenizer` returns), one batched
+    call, no special tokens added."""
     texts = list(texts)
     if not texts:
         return []
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return [len(ids) for ids in encoded]
+    if hasattr(tokenizer, "encode_batch"):  # tokenizers.Tokenizer
+        return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
