@@ -102,8 +102,8 @@ def check_output_writable(output: str) -> None:
 
     probe = FileSystems.join(output, f".replaymill-probe-{uuid.uuid4().hex}")
     try:
-        if "://" not in output:
-            FileSystems.mkdirs(output) if not FileSystems.exists(output) else None
+        if "://" not in output and not FileSystems.exists(output):
+            FileSystems.mkdirs(output)  # object stores have no directories to create
         with FileSystems.create(probe) as f:
             f.write(b"ok")
         FileSystems.delete([probe])
