@@ -199,6 +199,11 @@ def test_html_to_text_keeps_blocks_drops_boilerplate():
     assert html_to_text(html) == "The title\nFirst bold paragraph, wrapped.\nSecond\nline\none\ntwo"
 
 
+def test_html_pre_keeps_lines():
+    html = "<body>See:<pre>def f():\n    return 1\n</pre><p>end</p></body>"
+    assert html_to_text(html) == "See:\ndef f():\nreturn 1\nend"
+
+
 def test_html_charsets():
     page = "<html><body><p>你好，世界</p></body></html>"
     assert html_to_text(decode_html(page.encode("gb2312"), charset_of("text/html; charset=GB2312"))) == "你好，世界"

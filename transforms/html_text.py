@@ -3,7 +3,8 @@
 Boilerplate (scripts, styles, navigation, headers, footers, forms) is removed and block elements
 become line breaks, so that the line-level quality rules (Gopher, C4, FineWeb) see the page's
 paragraphs as lines, the way Common Crawl's WET extraction presents them. Inline markup joins
-into its paragraph; whitespace from source formatting is collapsed.
+into its paragraph; whitespace from source formatting is collapsed (inside `<pre>` too, except
+that its line breaks are kept, so code stays one statement per line).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ DROP_TAGS = (
 )
 # Elements that start a new line: paragraphs, headings, list items, table rows and cells, breaks.
 BLOCK_TAGS = (
-    "p", "div", "section", "article", "main", "blockquote", "pre", "address", "figure", "figcaption",
+    "p", "div", "section", "article", "main", "blockquote", "address", "figure", "figcaption",
     "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table", "tr", "td", "th",
     "caption", "br", "hr", "details", "summary",
 )
@@ -52,6 +53,8 @@ def html_to_text(html: str | bytes) -> str:
     root = tree.body or tree.root
     if root is None:
         return ""
+    for node in root.css("pre"):  # preformatted text (code) keeps its line breaks
+        node.replace_with(_BREAK + node.text(deep=True).replace("\n", _BREAK) + _BREAK)
     for node in root.css(_BLOCK_SELECTOR):
         node.insert_before(_BREAK)
         node.insert_after(_BREAK)
