@@ -65,6 +65,11 @@ class Mixture(BaseModel):
     by: Literal["tokens", "docs"] = "tokens"
     components: list[Component]
 
+    @property
+    def weights(self) -> dict[str, float]:
+        """Normalized weights per domain: the target the sampler takes."""
+        return self.target()
+
     def target(self, with_lang: bool = False) -> dict[str, float]:
         """Normalized weights per domain (or per domain/lang where a component names a language)."""
         acc: dict[str, float] = {}
@@ -99,7 +104,7 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files(PRESET_PACKAGE).iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name: str) -> Mixture:
+def get_preset(name: str) -> Mixture:
     """A shipped preset by name; unknown names list the available ones."""
     if name not in preset_names():
         raise ValueError(f"unknown preset {name!r}; presets are {', '.join(preset_names())}")
@@ -123,7 +128,7 @@ def resolve_target(spec: str) -> tuple[dict[str, float], str | None, str]:
     also works, so users can add their own published mixtures).
     """
     if spec in preset_names():
-        mix = load_preset(spec)
+        mix = get_preset(spec)
         return mix.target(), mix.by, f"preset {mix.name}: {mix.citation}"
     path = Path(spec)
     if not path.is_file():
