@@ -63,30 +63,34 @@ def match_inputs(patterns: list[str]) -> list[FileSpec]:
     return list(specs.values())
 
 
-def _match_pattern(pattern: str) -> list[FileSpec]:
-    if pattern.startswith(HF_SCHEME):
-        _check_hub_dataset(pattern)
-        return [FileSpec(pattern, pattern, 0)]
+def _match_pattern(given: str) -> list[FileSpec]:
+    if given.startswith(HF_SCHEME):
+        _check_hub_dataset(given)
+        return [FileSpec(given, given, 0)]
+    # Local patterns are made absolute: Beam's local matcher misses relative globs like "*/x.gz",
+    # and workers need not share the driver's working directory.
+    pattern = given if "://" in given else os.path.abspath(given)
     stripped = pattern.rstrip("/")
-    if not _GLOB_CHARS.search(stripped) and (pattern.endswith("/") or _is_directory(stripped)):
+    if not _GLOB_CHARS.search(stripped) and (given.endswith("/") or _is_directory(stripped)):
         return _match_directory(stripped)
     try:
         metadata = FileSystems.match([pattern])[0].metadata_list
     except Exception as e:  # noqa: BLE001 - Beam raises BeamIOError / ValueError / OSError by filesystem
-        raise FileNotFoundError(f"input {pattern!r} cannot be listed: {type(e).__name__}: {e}") from e
+        raise FileNotFoundError(f"input {given!r} cannot be listed: {type(e).__name__}: {e}") from e
     root = _pattern_root(pattern)
     specs = sorted(
         (FileSpec(m.path, _relative(m.path, root), m.size_in_bytes) for m in metadata if not _is_directory(m.path)),
         key=lambda s: s.path,
     )
     if not specs:
-        raise FileNotFoundError(f"input {pattern!r} matches no file")
+        raise FileNotFoundError(f"input {given!r} matches no file")
     return specs
 
 
 def _match_directory(directory: str) -> list[FileSpec]:
     """A Hugging Face dataset directory's Arrow files, or every readable file below a directory."""
-    parent = posixpath.dirname(directory) + "/"
+    parent = posixpath.dirname(directory)
+    parent = parent + "/" if parent else ""
     if FileSystems.exists(FileSystems.join(directory, HF_DATASET_DICT)):
         splits = [m.path for m in FileSystems.match([FileSystems.join(directory, "*", "state.json")])[0].metadata_list]
         specs = [s for split in sorted(splits) for s in _arrow_files(posixpath.dirname(split), parent)]
@@ -128,7 +132,10 @@ def _pattern_root(pattern: str) -> str:
 
 
 def _relative(path: str, root: str) -> str:
-    return path[len(root):] if root and path.startswith(root) else posixpath.basename(path)
+    """`path` below `root`; with no root (a pattern relative to the working directory) the path itself."""
+    if not root:
+        return path
+    return path[len(root):] if path.startswith(root) else posixpath.basename(path)
 
 
 def _check_hub_dataset(uri: str) -> None:

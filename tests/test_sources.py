@@ -310,6 +310,15 @@ def test_missing_inputs_fail_with_one_clear_line(tmp_path):
         expand_inputs([str(tmp_path / "empty_dir")])
 
 
+def test_relative_patterns(shared_data, monkeypatch):
+    monkeypatch.chdir(shared_data)
+    names = [s.name for s in match_inputs(["*/*.tar", "olmo-c4"])]
+    assert names[0] == "lm-dataformat-fixture/blns.jsonl.zst.tar" and names[1] == "olmo-c4/c4-sample.01.json.gz"
+    assert all(path.startswith("/") for path in expand_inputs(["olmo-c4/*.gz"]))
+    with pytest.raises(FileNotFoundError, match="'nothing/\\*.gz' matches no file"):
+        expand_inputs(["nothing/*.gz"])
+
+
 def test_directories_globs_and_names(shared_data):
     files = expand_inputs([str(shared_data / "olmo-c4"), str(shared_data / "olmo-c4/*.gz")])
     assert len(files) == 4  # PROVENANCE.md skipped, no file twice
