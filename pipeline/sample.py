@@ -71,9 +71,7 @@ def plan_target(shardset: ShardSet, target: dict[str, float], *, by: str, budget
     achieved = sampler.achieved()
     units = {k: v["units"] for k, v in achieved.items()}
     total = sum(units.values()) or 1
-    short_budget = sampler._budget_in_units(list(sampler.target.values()))
-    shortfall = {k.name: {"needed": round(sampler.target[k.name] * short_budget), "available": sampler.available[i]}
-                 for i, k in enumerate(sampler.keys) if sampler.target[k.name] * short_budget > sampler.available[i]}
+    shortfall = sampler.shortfall()
     report = {
         "mode": "target",
         "by": by, "budget": budget, "budget_by": budget_by, "seed": seed, "on_short": on_short,

@@ -200,7 +200,7 @@ class ReplaySampler:
                 if empty:
                     raise ShortDomainError(f"cannot upsample keys with no documents: {empty}")
             return weights
-        budget = self._budget_in_units(weights)
+        budget = self.budget_in_units(weights)
         need = [w * budget for w in weights]
         short = [(k.name, need[i], self.available[i]) for i, k in enumerate(self.keys) if need[i] > self.available[i]]
         if short and self.on_short == "error":
@@ -209,7 +209,7 @@ class ReplaySampler:
                                    f"{lines} (use on_short='upsample' or 'renormalize')")
         return renormalized_weights(weights, self.available, round(budget)) if short else weights
 
-    def _budget_in_units(self, weights: list[float]) -> float:
+    def budget_in_units(self, weights: list[float]) -> float:
         """The budget in `by` units: a token budget over a docs-weighted mix (or the reverse) is
         converted with each key's mean document length."""
         if self.budget_by == self.by:
@@ -353,6 +353,14 @@ class ReplaySampler:
                              f"(saved {[theirs.get(f) for f in diff]}, now {[mine[f] for f in diff]})")
         self.interleave.load_state_dict(state["interleave"])
         self.budget_used = int(state["budget_used"])
+
+    def shortfall(self) -> dict[str, dict[str, int]]:
+        """Keys that cannot supply their share of the budget: {key: {"needed", "available"}} in `by` units."""
+        if self.budget is None:
+            return {}
+        budget = self.budget_in_units([self.target[k.name] for k in self.keys])
+        return {k.name: {"needed": round(self.target[k.name] * budget), "available": self.available[i]}
+                for i, k in enumerate(self.keys) if self.target[k.name] * budget > self.available[i]}
 
     # ----- report --------------------------------------------------------------------------------
     def achieved(self) -> dict[str, dict[str, int]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 
+from pipeline.cli import main
 from shards.reader import ShardSet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,13 +77,18 @@ def _news_heavy(tmp_path):
     return path
 
 
-def test_preflight_errors_are_one_line(pool, tmp_path):
-    r = sample("--shards", pool, "--target", "llama1", "--tokens", "1000000", "--output", str(tmp_path / "x"))
-    assert r.returncode == 2 and "needs" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = sample("--shards", str(tmp_path), "--target", "llama1", "--tokens", "10", "--output", str(tmp_path / "y"))
-    assert r.returncode == 2 and "_manifest.json" in r.stderr
-    r = sample("--shards", pool, "--target", "nope", "--tokens", "10", "--output", str(tmp_path / "z"))
-    assert r.returncode == 2 and "preset" in r.stderr
+def test_preflight_errors_are_one_line(pool, tmp_path, capsys):
+    """In process (no Beam work starts): exit code 2 and one line naming the problem."""
+    cases = [
+        (["--shards", pool, "--target", "llama1", "--tokens", "1000000"], "needs"),
+        (["--shards", str(tmp_path), "--target", "llama1", "--tokens", "10"], "_manifest.json"),
+        (["--shards", pool, "--target", "nope", "--tokens", "10"], "preset"),
+        (["--shards", pool, "--target", "llama1", "--tokens", "0"], "positive"),
+    ]
+    for i, (argv, needle) in enumerate(cases):
+        assert main(["sample", *argv, "--output", str(tmp_path / f"out{i}")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
 
 
 def test_reference_selects_toward_it(pool, tmp_path, shared_data):
