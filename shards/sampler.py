@@ -198,7 +198,8 @@ class ReplaySampler:
             if self.on_short == "upsample":
                 empty = [k.name for k in self.keys if k.docs == 0]
                 if empty:
-                    raise ShortDomainError(f"cannot upsample keys with no documents: {empty}")
+                    raise ShortDomainError(f"cannot upsample keys with no documents: {empty} "
+                                           "(on_short='renormalize' drops them and shares their weight)")
             return weights
         budget = self.budget_in_units(weights)
         need = [w * budget for w in weights]
