@@ -38,10 +38,18 @@ NUM_PERM, SEED, NGRAM, BANDS, ROWS = 112, 1, 5, 14, 8
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process and its finished children, in MiB (Linux: KiB units)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024
+    """Peak resident set size of this process (VmHWM) and of its finished children, in MiB.
+
+    VmHWM rather than getrusage(RUSAGE_SELF): Linux carries ru_maxrss across execve, so a child
+    would report the benchmark parent's peak instead of its own.
+    """
+    own_kib = 0
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                own_kib = int(line.split()[1])
+    kids_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own_kib, kids_kib) / 1024
 
 
 def bench_signatures(n_docs: int) -> None:
