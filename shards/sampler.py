@@ -19,8 +19,9 @@ streaming a large key.
 
 Permutation within a key, cheap to read. The key's shards are put in a seeded order and cut
 into blocks of `shuffle_block` shards; the documents of a block are permuted together (as
-MosaicML streaming's block shuffles do). A block is decoded once and stays in the ShardSet's LRU
-cache while it is consumed, so random order never means one shard decode per document.
+MosaicML streaming's block shuffles do). A block's shards are decoded once into rows and stay in a
+small LRU (every key's current block) while consumed, so random order never means one shard decode
+per document, and memory holds about `keys * shuffle_block` shards, never the whole set.
 
 State dict (JSON, a few hundred bytes; see `state_dict`): the global position P reached, the
 interleave state at P (units, documents, exhausted per key) and the settings that define the
@@ -32,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import math
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -160,7 +162,8 @@ class ReplaySampler:
         self.interleave = MixtureInterleave(self.weights)
         self.budget_used = 0  # in budget_by units, so a docs-weighted stream can stop at a token budget
         self._block_cache: dict[int, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
-        shardset.ensure_cache(len(self.keys) * shuffle_block + 1)
+        self._rows_cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._rows_cache_size = len(self.keys) * shuffle_block + 1  # every key's current block
         for k, key in enumerate(self.keys):
             if key.docs == 0:
                 self._run_out(k)
@@ -318,10 +321,21 @@ class ReplaySampler:
             if len(block) < self.world_size:
                 return
 
+    def _rows(self, info: ShardInfo) -> list[dict[str, Any]]:
+        """A shard's rows as dicts, decoded once while the shard is in the working set (small LRU)."""
+        rows = self._rows_cache.get(info.path)
+        if rows is None:
+            rows = self.shardset.read_table(info, self.columns, cache=False).to_pylist()
+            self._rows_cache[info.path] = rows
+            while len(self._rows_cache) > self._rows_cache_size:
+                self._rows_cache.popitem(last=False)
+        else:
+            self._rows_cache.move_to_end(info.path)
+        return rows
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for name, info, row, epoch in self.iter_plan():
-            table = self.shardset.read_table(info, self.columns)
-            doc = table.slice(row, 1).to_pylist()[0]
+            doc = dict(self._rows(info)[row])
             doc["_key"], doc["_epoch"] = name, epoch
             yield doc
 
