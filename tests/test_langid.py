@@ -69,7 +69,7 @@ def test_a_file_that_is_not_a_model_gives_a_clear_error(tmp_path):
     bogus = tmp_path / "model.bin"
     bogus.write_bytes(b"this is not a fastText model")
     with pytest.raises(ValueError, match="is not a fastText model"):
-        LanguageIdentifier(str(bogus)).load()
+        LanguageIdentifier(str(bogus))
 
 
 def test_pickles_without_the_model_and_reloads(lid):

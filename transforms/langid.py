@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import re
+import struct
 from typing import Iterable
 
 import numpy as np
@@ -39,6 +40,7 @@ yor:yo zho:zh cmn:zh lug:lg mri:mi sna:sn sot:st tsn:tn tso:ts xho:xh zul:zu
 """.split())
 
 _LABEL_PREFIX = "__label__"
+_FASTTEXT_MAGIC = 793712314  # first int32 of every fastText .bin/.ftz file
 _WHITESPACE = re.compile(r"\s+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -65,6 +67,8 @@ class LanguageIdentifier:
     """A fastText language-ID model, loaded lazily once per process and never pickled.
 
     Beam DoFns hold one of these; `setup()` calls `load()` so each worker reads the model once.
+    The constructor checks only that the file exists and starts with fastText's header, so a wrong
+    path fails on the driver before the pipeline starts without loading a large model there.
     """
 
     def __init__(self, model_path: str | None = None, max_chars: int = DEFAULT_MAX_CHARS):
@@ -74,6 +78,10 @@ class LanguageIdentifier:
                 f"fastText language-ID model not found: {self.model_path!r} "
                 "(langid.model_path must name a lid.176.bin/.ftz, lid.218 or GlotLID model.bin file)"
             )
+        with open(self.model_path, "rb") as f:
+            head = f.read(4)
+        if len(head) < 4 or struct.unpack("<i", head)[0] != _FASTTEXT_MAGIC:
+            raise ValueError(f"{self.model_path!r} is not a fastText model (no fastText header)")
         self.max_chars = max_chars
         self._model = None
 
@@ -81,7 +89,7 @@ class LanguageIdentifier:
         return {"model_path": self.model_path, "max_chars": self.max_chars, "_model": None}
 
     def load(self):
-        """Load the model now (idempotent); a file that is not a fastText model gives a clear ValueError."""
+        """Load the model now (idempotent); a damaged model file gives a clear ValueError."""
         if self._model is None:
             import fasttext
 
