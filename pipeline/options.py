@@ -14,10 +14,13 @@ a hang where outbound traffic is silently dropped); the FnApiRunner needs nothin
 """
 from __future__ import annotations
 
+import json
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
 RUNNING_MODES = ("multi_processing", "in_memory", "multi_threading")
+PROGRESS_LOGGERS = ("pipeline", "replaymill")
 
 
 def make_options(
@@ -31,7 +34,14 @@ def make_options(
     if running_mode not in RUNNING_MODES:
         raise ValueError(f"running mode must be one of {', '.join(RUNNING_MODES)}, not {running_mode!r}")
     local = runner in LOCAL_RUNNERS
-    flags = [f"--runner={'FnApiRunner' if local else runner}", *(beam_args or [])]
+    flags = [
+        f"--runner={'FnApiRunner' if local else runner}",
+        # Workers log replaymill's progress at INFO and Beam's own chatter only from WARNING up;
+        # a user's `beam_args` come later and win.
+        "--default_sdk_harness_log_level=WARNING",
+        f"--sdk_harness_log_level_overrides={json.dumps(dict.fromkeys(PROGRESS_LOGGERS, 'INFO'))}",
+        *(beam_args or []),
+    ]
     if local:
         flags += [f"--direct_num_workers={workers}", f"--direct_running_mode={running_mode}"]
     return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from datetime import datetime, timezone
@@ -41,6 +42,7 @@ HEADROOM = 2.0
 # Per-row bytes added to the text and metadata lengths when estimating a row's raw size.
 ROW_OVERHEAD = 256
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+log = logging.getLogger(__name__)
 
 
 def partition_value(value: str | None, default: str) -> str:
@@ -116,6 +118,7 @@ class _WriteShard(beam.DoFn):
         for part, chunk in enumerate(split_by_size(ordered, self.max_shard_bytes)):
             table = pa.Table.from_batches([to_record_batch(chunk)])
             info = write_shard(self.root, shard_path(domain, lang, bucket, part), table, domain, lang)
+            log.info("wrote %s: %d rows, %.1f MB", info.path, info.rows, info.bytes / 1e6)
             yield info.model_dump()
 
 
