@@ -8,6 +8,7 @@ from collections import Counter
 
 import apache_beam as beam
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
 
 from pipeline.annotate import REJECTS, Annotate, AnnotateBatchFn
 from pipeline.options import make_options
@@ -43,26 +44,32 @@ def annotated(shared_data, tmp_path_factory):
     """One in-memory DirectRunner run; both outputs written as JSON lines and read back."""
     docs = _dolma_docs(shared_data)
     out = tmp_path_factory.mktemp("annotate")
-    with beam.Pipeline(options=make_options(running_mode="in_memory", workers=1)) as p:
-        kept, rejects = p | beam.Create(docs, reshuffle=False) | Annotate(RECIPE)
-        kept | "K" >> beam.Map(json.dumps) | "WK" >> beam.io.WriteToText(str(out / "kept"))
-        rejects | "R" >> beam.Map(json.dumps) | "WR" >> beam.io.WriteToText(str(out / "rejects"))
+    p = beam.Pipeline(options=make_options(running_mode="in_memory", workers=1))
+    kept, rejects = p | beam.Create(docs, reshuffle=False) | Annotate(RECIPE)
+    kept | "K" >> beam.Map(json.dumps) | "WK" >> beam.io.WriteToText(str(out / "kept"))
+    rejects | "R" >> beam.Map(json.dumps) | "WR" >> beam.io.WriteToText(str(out / "rejects"))
+    result = p.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("annotate"))["counters"]
+    }
 
     def read(prefix: str) -> list[dict]:
         return [json.loads(line) for f in sorted(out.glob(f"{prefix}-*")) for line in f.open()]
 
-    return docs, read("kept"), read("rejects")
+    return docs, read("kept"), read("rejects"), counters
 
 
 def test_every_document_is_kept_or_rejected_once(annotated):
-    docs, kept, rejects = annotated
+    docs, kept, rejects, _ = annotated
     assert len(kept) + len(rejects) == len(docs)
     assert sorted([d["id"] for d in kept] + [r["id"] for r in rejects]) == sorted(d["id"] for d in docs)
     assert kept and rejects
 
 
 def test_kept_documents_are_fully_annotated_and_fit_the_schema(annotated):
-    _, kept, _ = annotated
+    _, kept, _, _ = annotated
     for doc in kept:
         assert doc["lang"] in RECIPE.langid.keep and doc["lang_score"] >= 0.5
         assert doc["domain"] in DOMAINS
@@ -75,7 +82,7 @@ def test_kept_documents_are_fully_annotated_and_fit_the_schema(annotated):
 
 
 def test_rejects_carry_a_reason_that_matches_the_document(annotated):
-    docs, _, rejects = annotated
+    docs, _, rejects, _ = annotated
     by_id = {d["id"]: d for d in docs}
     reasons = Counter(r["reason"] for r in rejects)
     assert {"lang_not_kept", "too_short"} <= set(reasons), reasons
@@ -89,6 +96,31 @@ def test_rejects_carry_a_reason_that_matches_the_document(annotated):
             assert len(doc["text"]) > 20_000
         elif ":" in r["reason"]:
             assert check_rules(compute_signals(doc["text"]), RECIPE.quality) == r["reason"]
+
+
+def test_a_beam_counter_per_reason_matches_the_rejects(annotated):
+    _, _, rejects, counters = annotated
+    assert counters == dict(Counter(r["reason"] for r in rejects))
+
+
+def test_an_exception_on_one_document_dead_letters_it(shared_data, monkeypatch):
+    import pipeline.annotate as annotate_module
+
+    docs = _dolma_docs(shared_data)[:20]
+    victim = next(d for d in docs if len(d["text"]) > 2000)
+    real = annotate_module.compute_signals
+
+    def flaky(text: str) -> dict:
+        if text == victim["text"]:
+            raise RuntimeError("boom")
+        return real(text)
+
+    monkeypatch.setattr(annotate_module, "compute_signals", flaky)
+    fn = AnnotateBatchFn(Recipe.model_validate({"quality": {"min_chars": 1}}))
+    fn.setup()
+    kept, rejects = _run_fn(fn, [docs])
+    assert rejects[victim["id"]]["reason"] == "annotate_error" and "boom" in rejects[victim["id"]]["detail"]
+    assert len(kept) + len(rejects) == len(docs)
 
 
 def test_wrong_model_path_fails_when_the_pipeline_is_built(tmp_path):

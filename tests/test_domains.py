@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.document import new_document
 from schemas.domains import DOLMA_SOURCES, DOMAINS, LABEL_TO_DOMAIN, PILE_SETS, REDPAJAMA_SETS, URL_RULES
@@ -90,3 +92,12 @@ def test_real_common_crawl_pages_by_url(shared_data):
     assert tags["web"] > len(records) / 2 and tags["wiki"] > 0 and tags["forum"] > 0
     wiki = [r for r in records if ".wikipedia.org/" in r["metadata"]["warc_url"]]
     assert wiki and all(tag_domain(_doc(r["text"], url=r["metadata"]["warc_url"])) == "wiki" for r in wiki)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.none(), st.text(max_size=80)), st.one_of(st.none(), st.text(max_size=80)),
+       st.text(max_size=200), st.text(max_size=300))
+def test_any_input_gets_a_taxonomy_domain(label, url, metadata, text):
+    doc = new_document("x", text, "t", source_label=label, url=url, metadata=metadata)
+    assert tag_domain(doc) in DOMAINS
+    assert tag_domain(_doc(url="http://[::1")) == "web"  # unparsable URL: no rule, still web
