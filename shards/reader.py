@@ -13,9 +13,11 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from schemas.document import COLUMN_NAMES
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.document import COLUMN_NAMES, DOC_SCHEMA
 from schemas.manifest import Manifest, ShardInfo
-from shards.io import CorruptShardError, iter_batches, read_manifest, read_shard_bytes
+from shards.io import CorruptShardError, iter_batches, join, read_manifest, read_shard_bytes
 
 __all__ = ["ShardSet", "CorruptShardError", "reader_slot"]
 
@@ -102,6 +104,26 @@ class ShardSet:
             self._cache[key] = table
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        return table
+
+    def read_index_columns(self, info: ShardInfo, columns: list[str]) -> pa.Table:
+        """Small columns (n_tokens, quality) of one shard by random access, *without* the checksum.
+
+        Arrow IPC files let a reader fetch only the buffers of the wanted fields, so a sampler's
+        size index over a large set costs a few bytes per document instead of decompressing
+        every text. It is not verified here; the shard is verified when its rows are read.
+        """
+        self._check_columns(columns)
+        fields = [DOC_SCHEMA.get_field_index(c) for c in columns]
+        try:
+            with FileSystems.open(join(self.root, info.path)) as f:
+                options = pa.ipc.IpcReadOptions(included_fields=fields)
+                table = pa.ipc.open_file(pa.PythonFile(f, mode="r"), options=options).read_all()
+        except (pa.ArrowInvalid, OSError) as e:
+            raise CorruptShardError(f"{info.path}: not a readable Arrow IPC file ({e})") from None
+        table = table.select(columns)  # included_fields keeps schema order
+        if table.num_rows != info.rows:
+            raise CorruptShardError(f"{info.path}: {table.num_rows} rows, manifest says {info.rows}")
         return table
 
     def shards_for_reader(

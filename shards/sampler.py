@@ -170,7 +170,8 @@ class ReplaySampler:
 
     # ----- index ---------------------------------------------------------------------------------
     def _index(self, names: list[str], need_tokens: bool) -> list[_Key]:
-        """Group the set's shards by mixture key; read per-document token counts once if needed."""
+        """Group the set's shards by mixture key; read per-document token counts once if needed
+        (only the n_tokens buffers, by random access: no text is decompressed for the index)."""
         wanted = set(names)
         by_key: dict[str, list[ShardInfo]] = {n: [] for n in names}
         for info in self.shardset.shards:
@@ -184,13 +185,13 @@ class ReplaySampler:
             if need_tokens:
                 sizes = []
                 for info in shards:
-                    col = self.shardset.read_table(info, ["n_tokens"], cache=False).column("n_tokens")
+                    col = self.shardset.read_index_columns(info, ["n_tokens"]).column("n_tokens")
                     arr = np.asarray(col.fill_null(1).to_numpy(zero_copy_only=False), dtype=np.int64)
                     sizes.append(np.maximum(arr, 1))
             quality = None
             if self.quality_temperature is not None:
                 quality = np.concatenate([np.zeros(0)] + [
-                    np.asarray(self.shardset.read_table(info, ["quality"], cache=False).column("quality")
+                    np.asarray(self.shardset.read_index_columns(info, ["quality"]).column("quality")
                                .fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64) for info in shards])
             keys.append(_Key(name, shards, np.array([s.rows for s in shards], dtype=np.int64), sizes, quality))
         return keys

@@ -54,6 +54,9 @@ def test_corrupt_shard_is_clear_error(tmp_path, make_shard_set, real_docs_by_dom
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptShardError, match="sha256"):
         list(ss.iter_documents(["id"]))
+    path.write_bytes(bytes(data[:100]))
+    with pytest.raises(CorruptShardError, match="not a readable Arrow IPC"):
+        ss.read_index_columns(ss.shards[1], ["n_tokens"])
     assert len(list(ShardSet.open(root, verify=False).iter_documents(["id"], shards=ss.shards[:1]))) == 16
 
 
@@ -70,3 +73,11 @@ def test_read_table_cache(shard_root):
     ss.read_table(ss.shards[1], ["id"])
     ss.read_table(ss.shards[2], ["id"])
     assert ss.read_table(ss.shards[0], ["id", "n_tokens"]) is not t1
+
+
+def test_index_columns_by_random_access(shard_root):
+    ss = ShardSet.open(shard_root)
+    info = ss.shards[0]
+    idx = ss.read_index_columns(info, ["n_tokens", "quality"])
+    assert idx.column_names == ["n_tokens", "quality"] and idx.num_rows == info.rows
+    assert idx.column("n_tokens").to_pylist() == ss.read_table(info, ["n_tokens"]).column("n_tokens").to_pylist()
