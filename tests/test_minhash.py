@@ -69,6 +69,16 @@ def test_vectorized_shingles_equal_scalar_hash(web_texts):
         assert got == expected
 
 
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(texts=st.lists(st.text(max_size=80), min_size=1, max_size=6), ngram=st.integers(1, 4))
+def test_vectorized_shingles_equal_scalar_hash_on_any_text(texts, ngram):
+    # Arbitrary Unicode (incl. lone surrogates, odd spaces, empty texts) hashes identically.
+    batch = batch_shingles(texts, ngram)
+    for i, text in enumerate(texts):
+        expected = [shingle_hash(s) for s in doc_shingles(text, ngram)]
+        assert batch.hashes[batch.offsets[i] : batch.offsets[i + 1]].tolist() == expected
+
+
 def test_signature_does_not_depend_on_batch_composition(web_texts):
     perms = Permutations.create(NUM_PERM, seed=1)
     together, _ = batch_signatures(web_texts, 5, perms)

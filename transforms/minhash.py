@@ -1,8 +1,9 @@
 """MinHash signatures over word n-grams, computed for a whole batch of documents at once.
 
 Why this shape: per-document Python loops over shingles x permutations are what makes MinHash slow
-(datasketch calls a Python hash function per shingle and permutes per document). Here every word
-of a batch is hashed once (xxh3-64), n-gram ("shingle") hashes are formed with one vectorized
+(datasketch calls a Python hash function per shingle and permutes per document). Here the words
+of a whole batch are hashed in one numpy pass over its UTF-8 bytes (a polynomial per word,
+avalanched with fmix64), n-gram ("shingle") hashes are formed with one vectorized
 linear combination over the concatenated word hashes of the whole batch, and each permutation is
 applied as one multiply-add over all shingles of the batch followed by a segment minimum
 (`np.minimum.reduceat`) over each document's run of shingles.
@@ -26,9 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import xxhash
 
-from transforms.normalize import words
+from transforms.normalize import normalize_for_dedup, words
 
 U64 = np.uint64
 EMPTY_VALUE = U64(0xFFFFFFFFFFFFFFFF)
@@ -62,9 +62,64 @@ def fmix64(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> _S33)
 
 
+_MASK = 0xFFFFFFFFFFFFFFFF
+_BYTE_BASE = 0x100000001B3  # FNV-64 prime: an odd base for the polynomial over UTF-8 bytes
+_LENGTH_MUL = 0x9FB21C651E98DF25
+_powers = np.ones(1, dtype=U64)  # _BYTE_BASE ** i mod 2^64, grown on demand
+
+
+def _base_powers(n: int) -> np.ndarray:
+    """The first `n` powers of the byte base (cached; wrapping uint64 cumprod)."""
+    global _powers
+    if _powers.shape[0] < n:
+        size = max(n, 2 * _powers.shape[0], 1 << 12)
+        _powers = np.concatenate(([U64(1)], np.cumprod(np.full(size - 1, _BYTE_BASE, dtype=U64))))
+    return _powers[:n]
+
+
+def _fmix64_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _MASK
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _MASK
+    return h ^ (h >> 33)
+
+
 def word_hash(word: str) -> int:
-    """64-bit hash of one normalized word (xxh3, seed 0): stable across processes and machines."""
-    return xxhash.xxh3_64_intdigest(word.encode("utf-8"))
+    """64-bit hash of one normalized word: fmix64(sum_i (byte_i + 1) * B^i  xor  len * L) mod 2^64.
+
+    A polynomial over the UTF-8 bytes, chosen because it vectorizes over a whole batch of text in
+    numpy (`_batch_word_hashes`), then avalanched with fmix64; stable across processes and machines.
+    """
+    raw, power = 0, 1
+    data = word.encode("utf-8", "surrogatepass")
+    for byte in data:
+        raw = (raw + (byte + 1) * power) & _MASK
+        power = (power * _BYTE_BASE) & _MASK
+    return _fmix64_int(raw ^ ((len(data) * _LENGTH_MUL) & _MASK))
+
+
+def _batch_word_hashes(normalized: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(hash of every word of every text in order, words per text) for normalized texts, vectorized.
+
+    Normalized text separates words by single spaces (0x20 never occurs inside a UTF-8 multi-byte
+    sequence), so the batch is joined, viewed as bytes, and each word's polynomial is one segment
+    sum (`np.add.reduceat`) of byte * power-of-position terms: no Python loop over words.
+    """
+    counts = np.array([t.count(" ") + 1 if t else 0 for t in normalized], dtype=np.int64)
+    data = " ".join(t for t in normalized if t).encode("utf-8", "surrogatepass")  # lone surrogates: no crash
+    if not data:
+        return np.zeros(0, dtype=U64), counts
+    raw = np.frombuffer(data, dtype=np.uint8)
+    spaces = np.flatnonzero(raw == 32)
+    lengths = np.diff(np.concatenate(([-1], spaces, [raw.shape[0]]))) - 1
+    letters = raw[raw != 32].astype(U64) + U64(1)
+    starts = np.zeros(lengths.shape[0], dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    position = np.arange(letters.shape[0]) - np.repeat(starts, lengths)
+    letters *= _base_powers(int(lengths.max()))[position]
+    poly = np.add.reduceat(letters, starts)
+    return fmix64(poly ^ (lengths.astype(U64) * U64(_LENGTH_MUL))), counts
 
 
 def shingle_hash(shingle: Sequence[str]) -> int:
@@ -77,7 +132,7 @@ def shingle_hash(shingle: Sequence[str]) -> int:
         raise ValueError(f"shingle length must be 1..{MAX_NGRAM}, got {len(shingle)}")
     total = 0
     for k, w in zip(_POSITION_MULTIPLIERS.tolist(), shingle):
-        total = (total + k * word_hash(w)) & 0xFFFFFFFFFFFFFFFF
+        total = (total + k * word_hash(w)) & _MASK
     return total
 
 
@@ -127,20 +182,13 @@ class ShingleBatch:
 def batch_shingles(texts: Sequence[str], ngram: int) -> ShingleBatch:
     """Hash the word n-grams of every text in one pass over the batch.
 
-    Each distinct word of the batch is hashed once; n-gram hashes are ``sum_j K_j * w[p+j]`` over the
-    concatenated word-hash array, after which positions whose n-gram would straddle two documents
-    are dropped.
+    Word hashes come from one vectorized pass over the batch's bytes; n-gram hashes are
+    ``sum_j K_j * w[p+j]`` over the concatenated word-hash array, after which positions whose
+    n-gram would straddle two documents are dropped. Words are exactly `transforms.normalize.words`.
     """
     if not 1 <= ngram <= MAX_NGRAM:
         raise ValueError(f"ngram must be 1..{MAX_NGRAM}, got {ngram}")
-    tokens: list[str] = []
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    for i, text in enumerate(texts):
-        toks = words(text)  # normalizes (transforms.normalize.normalize_for_dedup) and splits
-        lengths[i] = len(toks)
-        tokens.extend(toks)
-    hashes = {w: word_hash(w) for w in set(tokens)}
-    wh = np.fromiter(map(hashes.__getitem__, tokens), dtype=U64, count=len(tokens))
+    wh, lengths = _batch_word_hashes([normalize_for_dedup(t) for t in texts])
     n_shingles = np.maximum(lengths - ngram + 1, 0)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(n_shingles, out=offsets[1:])
