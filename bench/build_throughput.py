@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,8 +112,8 @@ def beam_build(paths: list[str], out: Path, recipe, workers: int) -> float:
 
 
 # ----------------------------------------------------------------------------- 3. plain loop
-def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, float], int]:
-    """The same transforms without Beam, stage by stage; returns (seconds, seconds per stage, kept)."""
+def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, float], int, Counter]:
+    """The same transforms without Beam, stage by stage; returns (seconds, seconds per stage, kept, drops)."""
     from pipeline.annotate import MAX_BATCH, AnnotateBatchFn
     from pipeline.exact_dedup import dedup_key, doc_rank
     from pipeline.near_dedup import node_key
@@ -130,18 +130,29 @@ def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, f
     from apache_beam.pvalue import TaggedOutput
 
     stages: dict[str, float] = {}
+    dropped: Counter = Counter()
     t0 = time.perf_counter()
     docs = []
     for spec in match_inputs(paths):
         for item in plan_reads(spec, 64 << 20):
-            docs.extend(p.doc for p in read_item(item, 32 << 20) if p.doc is not None)
+            for parsed in read_item(item, 32 << 20):
+                if parsed.doc is not None:
+                    docs.append(parsed.doc)
+                else:
+                    dropped[parsed.reject["reason"]] += 1
     t1 = time.perf_counter()
     stages["read"] = t1 - t0
 
     annotate = AnnotateBatchFn(recipe)  # the stage's own DoFn, called directly: same code, no runner
     annotate.setup()
-    docs = [r for i in range(0, len(docs), MAX_BATCH) for r in annotate.process(docs[i:i + MAX_BATCH])
-            if not isinstance(r, TaggedOutput)]
+    annotated = []
+    for i in range(0, len(docs), MAX_BATCH):
+        for r in annotate.process(docs[i:i + MAX_BATCH]):
+            if isinstance(r, TaggedOutput):
+                dropped[r.value["reason"]] += 1
+            else:
+                annotated.append(r)
+    docs = annotated
     t2 = time.perf_counter()
     stages["annotate"] = t2 - t1
 
@@ -155,6 +166,7 @@ def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, f
             best[1] += 1
             if doc_rank(d) < doc_rank(best[0]):
                 best[0] = d
+    dropped["exact_duplicate"] += len(docs) - len(clusters)
     docs = [{**d, "dup_exact_count": n} for d, n in clusters.values()]
     t3 = time.perf_counter()
     stages["exact_dedup"] = t3 - t2
@@ -176,7 +188,9 @@ def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, f
         sizes: dict = defaultdict(int)
         for node, root in roots.items():
             sizes[root] += 1
+        n_before = len(docs)
         docs = [{**d, "dup_near_count": sizes.get(node_key(d), 1)} for d in docs if roots.get(node_key(d), node_key(d)) == node_key(d)]
+        dropped["near_duplicate"] += n_before - len(docs)
     t4 = time.perf_counter()
     stages["near_dedup"] = t4 - t3
 
@@ -192,7 +206,7 @@ def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, f
             write_bytes_atomic(str(path), encode_table(pa.Table.from_batches([to_record_batch(chunk)])))
     t5 = time.perf_counter()
     stages["write"] = t5 - t4
-    return t5 - t0, stages, len(docs)
+    return t5 - t0, stages, len(docs), dropped
 
 
 # ----------------------------------------------------------------------------- 4. Dolma agreement
@@ -303,10 +317,13 @@ def main() -> int:
 
         prof = cProfile.Profile()
         prof.enable()
-        plain_s, stages, kept = plain_build(paths, work / "plain", recipe)
+        plain_s, stages, kept, dropped = plain_build(paths, work / "plain", recipe)
         prof.disable()
         print(f"plain loop (1 process, cProfile on): {plain_s:.1f} s, {n_docs / plain_s:,.0f} docs/s, "
               f"{mb / plain_s:.2f} MB/s; kept {kept:,}")
+        same = kept == m.funnel.kept and dict(dropped) == m.funnel.dropped
+        print(f"plain loop and Beam build agree on kept and every drop reason: {same}"
+              + ("" if same else f"; plain dropped {dict(sorted(dropped.items()))}"))
         print(f"ratio Beam / plain throughput: {plain_s / beam_s:.2f}x  (over 1 means Beam is faster)")
         print("where the plain loop's time goes:")
         for name, s in sorted(stages.items(), key=lambda kv: -kv[1]):
