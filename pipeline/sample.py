@@ -21,10 +21,10 @@ TV, KL, shortfall handling) is written last from all ShardInfos.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import math
+import re
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any, Iterable, Iterator
@@ -104,15 +104,12 @@ def assign_parts(picks: Iterable[Pick], shards: list[ShardInfo], rows_per_part: 
 
 
 def read_reference_texts(path: str, limit_chars: int = 200 << 20) -> list[str]:
-    """Reference documents: JSON lines with "text" (.jsonl/.json, optionally .gz), else plain text
-    split at blank lines. Any Beam filesystem; stops after `limit_chars`."""
-    with FileSystems.open(path) as f:
-        raw = f.read()
-    if path.endswith(".gz"):
-        raw = gzip.decompress(raw)
-    text = raw.decode("utf-8", errors="replace")
+    """Reference documents: JSON lines with "text" (.jsonl/.json, optionally compressed), else plain
+    text split at blank lines. Any Beam filesystem; stops after `limit_chars`."""
+    with FileSystems.open(path) as f:  # compression (.gz, .bz2, .zst, ...) detected from the name
+        text = f.read().decode("utf-8", errors="replace")
     texts: list[str] = []
-    stem = path[:-3] if path.endswith(".gz") else path
+    stem = re.sub(r"\.(gz|bz2|zst|zstd|xz|deflate)$", "", path)
     if stem.endswith((".jsonl", ".json")):
         for n, line in enumerate(io.StringIO(text), 1):
             if line.strip():

@@ -1,6 +1,7 @@
 """`replaymill sample` end to end in a subprocess: target weights, upsampling, DSIR, pre-flight errors."""
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -93,8 +94,9 @@ def test_preflight_errors_are_one_line(pool, tmp_path, capsys):
 
 def test_reference_selects_toward_it(pool, tmp_path, shared_data):
     verne = (shared_data / "prose" / "de-verne-20000.txt").read_text(encoding="utf-8")
-    ref = tmp_path / "ref.jsonl"
-    ref.write_text("".join(json.dumps({"text": verne[i:i + 2000]}) + "\n" for i in range(0, 100_000, 2000)))
+    ref = tmp_path / "ref.jsonl.gz"  # compressed references are read too
+    with gzip.open(ref, "wt", encoding="utf-8") as f:
+        f.write("".join(json.dumps({"text": verne[i:i + 2000]}) + "\n" for i in range(0, 100_000, 2000)))
     r = sample("--shards", pool, "--reference", str(ref), "--docs", "80", "--output", str(tmp_path / "dsir"))
     assert r.returncode == 0, r.stderr[-2000:]
     m = ShardSet.open(str(tmp_path / "dsir")).manifest
