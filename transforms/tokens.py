@@ -2,7 +2,7 @@
 
 Why an estimate: shard manifests and token-weighted sampling need a token count for every
 document, and running a BPE tokenizer over a whole corpus costs more than the rest of annotation.
-The estimate is linear in seven character/word counts, whose weights were fitted by least squares
+The estimate is linear in ten character/word counts, whose weights were fitted by least squares
 against OpenAI's cl100k_base BPE (the vocabulary of GPT-3.5/4, close to LLaMA-3's) over real
 multilingual web text, 75-language sentences and Python source; `python -m bench.token_estimate`
 refits them and prints the error per text kind (README, section annotate).
@@ -12,26 +12,35 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 # Features, all counted on the UTF-8 bytes with C-speed bytes methods: runs of ASCII letters,
-# ASCII letters, digits, ASCII punctuation/symbols, and characters by UTF-8 length (2 bytes: Latin accents, Greek, Cyrillic, Hebrew, Arabic; 3 bytes: CJK, kana, hangul, Indic,
-# Thai; 4 bytes: emoji, rare CJK), counted by their lead bytes.
+# ASCII letters, digits, ASCII punctuation/symbols, and non-ASCII characters by script block,
+# counted by their UTF-8 lead bytes.
 _LETTERS = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1))
 _DIGITS = b"0123456789"
 _PUNCT = bytes(c for c in range(33, 127) if not chr(c).isalnum())
 _NOT = {name: bytes(c for c in range(256) if c not in keep) for name, keep in (
     ("letters", _LETTERS), ("digits", _DIGITS), ("punct", _PUNCT),
-    ("lead2", range(0xC0, 0xE0)), ("lead3", range(0xE0, 0xF0)), ("lead4", range(0xF0, 0xF8)),
+    ("latin", range(0xC2, 0xCA)),     # U+0080-U+024F: Latin-1 and Latin Extended
+    ("alphabets", range(0xCA, 0xE0)),  # U+0280-U+07FF: IPA, Greek, Cyrillic, Armenian, Hebrew, Arabic
+    ("brahmic", range(0xE0, 0xE2)),    # U+0800-U+1FFF: Indic, Thai, Georgian, Myanmar, Ethiopic, ...
+    ("symbols", (0xE2,)),             # U+2000-U+2FFF: typographic punctuation and symbols
+    ("cjk", range(0xE3, 0xF0)),        # U+3000-U+FFFF: kana, CJK ideographs, hangul, ...
+    ("four_byte", range(0xF0, 0xF8)),  # beyond the BMP: emoji, rare CJK
 )}
+_NON_ASCII = ("latin", "alphabets", "brahmic", "symbols", "cjk", "four_byte")
 _LETTER_RUNS = bytes(b"a"[0] if c in _LETTERS else b" "[0] for c in range(256))  # letters -> a, rest -> space
 
 # Fitted weights (python -m bench.token_estimate, cl100k_base): tokens per unit of each feature.
 WEIGHTS: dict[str, float] = {
-    "ascii_words": 0.8479,
-    "ascii_letters": 0.1333,
-    "digits": 1.0692,
-    "ascii_punct": 0.3288,
-    "two_byte": 0.7722,
-    "three_byte": 1.3548,
-    "four_byte": 5.5182,
+    "ascii_words": 0.3959,
+    "ascii_letters": 0.2062,
+    "digits": 1.0187,
+    "ascii_punct": 0.401,
+    "latin": 1.9245,
+    "alphabets": 0.7445,
+    "brahmic": 1.4396,
+    "symbols": 1.306,
+    "cjk": 1.244,
+    "four_byte": 4.4115,
 }
 
 
@@ -49,9 +58,7 @@ def token_features(text: str) -> dict[str, int]:
         "ascii_letters": _count(data, "letters"),
         "digits": _count(data, "digits"),
         "ascii_punct": _count(data, "punct"),
-        "two_byte": 0 if ascii_only else _count(data, "lead2"),
-        "three_byte": 0 if ascii_only else _count(data, "lead3"),
-        "four_byte": 0 if ascii_only else _count(data, "lead4"),
+        **{name: 0 if ascii_only else _count(data, name) for name in _NON_ASCII},
     }
 
 
