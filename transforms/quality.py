@@ -27,6 +27,7 @@ Definitions (where the papers leave room, the choice is stated here):
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -58,8 +59,12 @@ C4_MIN_WORDS_PER_LINE = 3
 # words are not cut at vowel signs), or a punctuation run holding a symbol. The lookbehind starts
 # a symbol-run match only at the start of a run, so long "-----" lines cost linear time.
 _WORD = regex.compile(r"\w+(?:['’]\w+)*|(?<![^\w\s])[^\w\s]*?\p{S}[^\w\s]*")
-_LETTER = regex.compile(r"\p{L}")
+_NO_LETTER_WORD = regex.compile(r"^[^\p{L}\n]+$", regex.MULTILINE)
+# Every upper/lower-case spelling of the stop words: counting them is a few dict lookups per page.
+_STOP_WORD_CASINGS = frozenset(
+    "".join(chars) for w in STOP_WORDS for chars in itertools.product(*((c, c.upper()) for c in w)))
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_C4_POLICY = re.compile("|".join(map(re.escape, C4_POLICY)))
 _CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 _SENTENCE_END = re.compile(r"(?:[.!?]+|…)['\"”’)\]]*(?=\s|$)")
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier for rolling n-gram ids (wrapping arithmetic)
@@ -147,17 +152,17 @@ def _c4_signals(lines: list[str]) -> dict[str, float]:
     for line in lines:
         lower = line.lower()
         has_js = "javascript" in lower
-        has_policy = any(p in lower for p in C4_POLICY)
+        has_policy = _C4_POLICY.search(lower) is not None
         javascript += has_js
         policy += has_policy
-        line_words = line.split()
-        if any(len(w) > C4_MAX_WORD_LENGTH for w in line_words):
+        if len(line) > C4_MAX_WORD_LENGTH and max(map(len, line.split())) > C4_MAX_WORD_LENGTH:
             continue
+        words = len(line.split())
         line = _CITATION.sub("", line).rstrip()
         if not line.endswith(C4_END_PUNCT) or line.endswith("..."):
             no_terminal += 1
             continue
-        if len(line_words) < C4_MIN_WORDS_PER_LINE:
+        if words < C4_MIN_WORDS_PER_LINE:
             continue
         if "lorem ipsum" in lower:
             lorem = 1.0
@@ -191,8 +196,8 @@ def compute_signals(text: str) -> dict[str, float]:
     index = {w: i for i, w in enumerate(distinct)}
     ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=n_words)
     distinct_lengths = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
-    is_alpha = np.fromiter((_LETTER.search(w) is not None for w in distinct), dtype=bool, count=len(distinct))
-    is_stop = np.fromiter((w.lower() in STOP_WORDS for w in distinct), dtype=bool, count=len(distinct))
+    # Words without a letter, found in one regex pass over the distinct words (they hold no newline).
+    non_alpha = sum(vocab[w] for w in _NO_LETTER_WORD.findall("\n".join(distinct)))
     per_word = 1.0 / n_words if n_words else 0.0
     lines = [line.strip() for line in text.split("\n")]
     lines = [line for line in lines if line]
@@ -214,8 +219,8 @@ def compute_signals(text: str) -> dict[str, float]:
         "ellipsis_word_ratio": (text.count("...") + text.count("…")) * per_word,
         "bullet_line_frac": sum(line.startswith(BULLETS) for line in lines) * per_line,
         "ellipsis_line_frac": sum(line.endswith(ELLIPSES) for line in lines) * per_line,
-        "alpha_word_frac": float(occurrences[is_alpha].sum()) * per_word,
-        "stop_words": float(occurrences[is_stop].sum()),
+        "alpha_word_frac": (n_words - non_alpha) * per_word,
+        "stop_words": float(sum(vocab.get(w, 0) for w in _STOP_WORD_CASINGS)),
         # Gopher repetition
         "dup_line_frac": dup_lines * per_line,
         "dup_line_char_frac": dup_line_chars * per_char,
