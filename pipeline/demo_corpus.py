@@ -8,8 +8,8 @@ real near duplicates). Documents are written as Dolma-shaped JSONL (`id, text, s
 with `source` naming the kind of file, so the readers, annotators and dedup stages all do their
 ordinary work.
 
-Deterministic for a given installation: files are taken in sorted path order, code and prose
-alternately, until the byte budget is spent; ids are paths relative to their root, so they do not
+Deterministic for a given installation: files are taken in sorted path order, code, docs and
+licences in turn, until the byte budget is spent; ids are paths relative to their root, so they do not
 depend on where the virtual environment lives.
 """
 from __future__ import annotations
@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Iterator
 
 DEFAULT_MB = 8
-MAX_DOC_BYTES = 200_000  # skip generated giants (e.g. unicode tables): a demo wants ordinary documents
+# A demo wants ordinary documents: no generated giants (unicode tables), no near-empty __init__.py.
+MIN_DOC_BYTES = 200
+MAX_DOC_BYTES = 200_000
 PROSE_PATTERNS = ("*.md", "*.rst", "*.txt", "LICENSE*", "LICENCE*", "COPYING*", "METADATA")
 FILES_PER_SHARD = 4
 
@@ -43,11 +45,11 @@ def _documents(root: Path, paths: list[Path], source: str, prefix: str) -> Itera
             raw = path.read_bytes()
         except OSError:
             continue
-        if not raw.strip() or len(raw) > MAX_DOC_BYTES:
+        if not MIN_DOC_BYTES <= len(raw.strip()) <= MAX_DOC_BYTES:
             continue
         text = raw.decode("utf-8", errors="replace")
         rel = path.relative_to(root).as_posix()
-        kind = "code" if path.suffix == ".py" else ("license" if path.name.upper().startswith(("LICEN", "COPYING")) else "docs")
+        kind = "code" if path.suffix == ".py" else ("license" if _is_licence(path) else "docs")
         yield {
             "id": f"{prefix}/{rel}",
             "text": text,
@@ -56,8 +58,13 @@ def _documents(root: Path, paths: list[Path], source: str, prefix: str) -> Itera
         }
 
 
+def _is_licence(path: Path) -> bool:
+    return path.name.upper().startswith(("LICEN", "COPYING"))
+
+
 def demo_documents(max_bytes: int) -> Iterator[dict]:
-    """Code from the standard library and prose from site-packages, alternating, up to `max_bytes` of text."""
+    """Standard-library code, package docs and package licences, in turn, up to `max_bytes` of text
+    (licences get their own turn so even a small demo holds the identical ones)."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     site = Path(sysconfig.get_paths()["purelib"])
     code_paths = [p for p in _candidates(stdlib, ("*.py",)) if "site-packages" not in p.parts]
@@ -65,10 +72,11 @@ def demo_documents(max_bytes: int) -> Iterator[dict]:
     # deeper files are package internals (and walking all of torch would take seconds).
     prose_paths = _candidates(site, PROSE_PATTERNS, max_depth=3)
     code = _documents(stdlib, code_paths, "python-stdlib", "stdlib")
-    prose = _documents(site, prose_paths, "site-packages", "site")
+    docs = _documents(site, [p for p in prose_paths if not _is_licence(p)], "site-packages", "site")
+    licences = _documents(site, [p for p in prose_paths if _is_licence(p)], "site-packages", "site")
     used = 0
-    for pair in zip_longest(code, prose):
-        for doc in pair:
+    for turn in zip_longest(code, docs, licences):
+        for doc in turn:
             if doc is None:
                 continue
             size = len(doc["text"].encode("utf-8"))
