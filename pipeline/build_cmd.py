@@ -50,10 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "build",
         help="build Arrow replay shards from raw corpora (read, langid, quality, dedup, domain tags)",
-        description="Read raw corpora, identify language, score quality, drop what the recipe filters, "
-        "deduplicate exactly and (optionally) near-exactly across the whole input, tag domains, and "
-        "write Hive-partitioned Arrow shards plus a _manifest.json. Without --input, builds a demo "
-        "corpus assembled from this machine's Python installation.",
+        description="Read raw corpora, identify language, score quality, drop what the recipe filters,\n"
+        "deduplicate exactly and (optionally) near-exactly across the whole input, tag domains, and\n"
+        "write Hive-partitioned Arrow shards plus a _manifest.json; then print the funnel (read,\n"
+        "dropped per reason, deduplicated, kept; docs and tokens per domain x language).\n"
+        "Without --input, builds a demo corpus assembled from this machine's Python installation.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
