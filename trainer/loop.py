@@ -195,7 +195,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         if log_file:
             log_file.close()
     elapsed = time.perf_counter() - t0
-    result = {"eval": final_eval, "steps": step, "tokens": tokens_seen,
+    result = {"eval": final_eval, "steps": step, "tokens": tokens_seen, "parameters": total,
               "tokens_per_s": (tokens_seen - tokens_at_t0) / max(elapsed, 1e-9)}
     if ctx.is_main:
         save_final(model, tokenizer, out / "final")
