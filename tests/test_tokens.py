@@ -39,7 +39,7 @@ def test_count_tokens_with_a_local_tokenizer(tmp_path, shared_data):
 
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(_pages(shared_data), trainers.BpeTrainer(vocab_size=500, special_tokens=["[UNK]"]))
+    tok.train_from_iterator(_pages(shared_data)[:50], trainers.BpeTrainer(vocab_size=500, special_tokens=["[UNK]"]))
     path = tmp_path / "tokenizer.json"
     tok.save(str(path))
     tokenizer = load_tokenizer(str(path))
@@ -48,14 +48,14 @@ def test_count_tokens_with_a_local_tokenizer(tmp_path, shared_data):
     assert count_tokens([], tokenizer) == []
 
 
-def test_count_tokens_with_a_transformers_tokenizer_directory(tmp_path, shared_data):
+def test_count_tokens_with_a_tokenizer_directory(tmp_path, shared_data):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.train_from_iterator(_pages(shared_data)[:50], trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(str(tmp_path / "tok"))
+    (tmp_path / "tok").mkdir()
+    tok.save(str(tmp_path / "tok" / "tokenizer.json"))  # the layout save_pretrained writes
     tokenizer = load_tokenizer(str(tmp_path / "tok"))
     texts = ["Hello world, this is replaymill.", "Zweiter Satz auf Deutsch."]
     assert count_tokens(texts, tokenizer) == [len(tok.encode(t).ids) for t in texts]

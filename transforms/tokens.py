@@ -9,6 +9,7 @@ refits them and prints the error per text kind (README, section annotate).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable
 
 # Features, all counted on the UTF-8 bytes with C-speed bytes methods: runs of ASCII letters,
@@ -71,12 +72,14 @@ def estimate_tokens(text: str) -> int:
 
 
 def load_tokenizer(path: str) -> Any:
-    """A local tokenizer, no download: a `tokenizer.json` file (loaded with `tokenizers`, light and
-    fast) or a Hugging Face tokenizer directory (loaded with transformers' AutoTokenizer)."""
-    if path.endswith(".json"):
+    """A local tokenizer, no download: a `tokenizer.json` file or a directory holding one (loaded
+    with `tokenizers`: light, fast, no torch import), else a Hugging Face tokenizer directory
+    without it (e.g. sentencepiece only; loaded with transformers' AutoTokenizer)."""
+    json_path = path if path.endswith(".json") else os.path.join(path, "tokenizer.json")
+    if os.path.isfile(json_path):
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(path)
+        return Tokenizer.from_file(json_path)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
