@@ -171,3 +171,32 @@ def test_dataloader_workers_interleave_and_resume(replay_set):
     resumed = iter(MixedBatches(_factory(replay_set), 2, states))
     # in-process (no workers) the dataset plays worker 0's part: it must continue with batch 4
     assert torch.equal(next(resumed)["input_ids"], batches[4]["input_ids"])
+
+
+def test_sampler_replay_through_the_mixer_factory_resumes(tmp_path, make_shard_set, shared_data):
+    """--replay-target draws replay with ReplaySampler; the mixer state resumes it exactly."""
+    import yaml
+
+    from trainer.config import TrainConfig
+    from trainer.data import make_mixer_factory
+
+    en = [p for p in (shared_data / "prose" / "en-tinyshakespeare.txt").read_text().split("\n\n") if p.strip()][:120]
+    de = load_documents(str(shared_data / "prose" / "de-grimm.txt"))[:60]
+    root = make_shard_set(tmp_path / "mix", {
+        "books": [new_document(f"en:{i}", t, "prose") for i, t in enumerate(en)],
+        "web": [dict(new_document(i, t, "prose"), lang="de") for i, t in de]}, rows_per_shard=30)
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump({"books": 0.5, "web": 0.5}))
+    cfg = TrainConfig(model="tiny-llama", task=str(shared_data / "prose" / "de-verne-20000.txt"), replay=root,
+                      replay_target=str(tmp_path / "w.yaml"), replay_ratio=0.5, seq_len=64, batch_size=4,
+                      output=str(tmp_path / "o"))
+    make = make_mixer_factory(cfg, TOK, rank=0, world_size=1)
+    a = make(0, 1)
+    for _ in range(3):
+        a.next_batch()
+    state = a.state_dict()
+    assert state["replay"]["source"]["format"]  # the sampler's own state dict is the replay position
+    expected = [a.next_batch()[0] for _ in range(3)]
+    b = make(0, 1)
+    b.load_state_dict(state)
+    for ids in expected:
+        np.testing.assert_array_equal(b.next_batch()[0], ids)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import yaml
-
 from trainer.config import TrainConfig
 from trainer.mixer import ReplayMixer
 from trainer.packing import TokenStream
@@ -40,24 +38,16 @@ class SamplerSource:
         self._it = iter(self.sampler)
 
 
-def load_target(spec: str) -> dict[str, float]:
-    """A mixture preset name (schemas.mixtures) or a YAML file of {domain: weight}."""
-    if spec.endswith((".yaml", ".yml")):
-        with open(spec, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-        if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
-            raise ValueError(f"{spec}: replay target must be a YAML mapping of domain -> weight")
-        return {str(k): float(v) for k, v in data.items()}
-    from schemas.mixtures import get_preset
-
-    return dict(get_preset(spec).weights)
-
-
 def make_mixer_factory(cfg: TrainConfig, tokenizer: Tokenizer, rank: int, world_size: int) -> Callable[[int, int], ReplayMixer]:
     """`factory(worker, num_workers)` -> this reader's mixer (called inside each DataLoader worker)."""
     held_out_task = 0.0 if cfg.task_eval else cfg.eval_fraction
     held_out_replay = 0.0 if cfg.replay_eval else cfg.eval_fraction
-    target = load_target(cfg.replay_target) if cfg.replay_target else None
+    target, by = None, "tokens"
+    if cfg.replay_target:
+        from schemas.mixtures import resolve_target
+
+        target, preferred_by, _ = resolve_target(cfg.replay_target)
+        by = preferred_by or by
 
     def factory(worker: int, num_workers: int) -> ReplayMixer:
         from shards.reader import ShardSet
@@ -75,7 +65,9 @@ def make_mixer_factory(cfg: TrainConfig, tokenizer: Tokenizer, rank: int, world_
             if target is not None:
                 from shards.sampler import ReplaySampler
 
-                sampler = ReplaySampler(shardset, target, seed=cfg.seed, rank=index, world_size=count)
+                # endless: a domain that runs out starts a new seeded epoch instead of ending replay
+                sampler = ReplaySampler(shardset, target, by=by, seed=cfg.seed, on_short="upsample", rank=index,
+                                        world_size=count, columns=["id", "text"])
                 replay_src = SamplerSource(sampler, held_out_replay)
             else:
                 replay_src = ShardSetSource(shardset, seed=cfg.seed + 1, reader=reader, held_out=held_out_replay)

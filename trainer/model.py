@@ -27,7 +27,7 @@ def build_model(name: str, tokenizer: Tokenizer, seq_len: int, overrides: dict[s
     if path.is_dir():
         if overrides:
             raise ValueError("model_overrides applies to presets only, not to a saved model directory")
-        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
     elif name in PRESETS:
         config_cls, fields = PRESETS[name]
         fields = {**fields, **overrides}
