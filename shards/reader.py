@@ -83,10 +83,6 @@ class ShardSet:
             self._verified.add(info.path)
         return data
 
-    def ensure_cache(self, shards: int) -> None:
-        """Grow the LRU cache to hold at least `shards` decoded shards (a sampler's working set)."""
-        self._cache_size = max(self._cache_size, shards)
-
     def read_table(self, info: ShardInfo, columns: list[str] | None = None, cache: bool = True) -> pa.Table:
         """One shard as a table (optionally projected), verified; kept in the LRU cache when `cache`."""
         self._check_columns(columns)
