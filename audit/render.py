@@ -345,7 +345,8 @@ def _plot_duplicates(report: dict[str, Any]) -> str:
     ax.set_xlim(0, max(1.0, top * 1.25))
     for y, d in zip(ys, domains):
         for off, key in ((-0.2, "exact_rate"), (0.2, "near_rate")):
-            ax.text(rows[d][key] * 100, y + off, f" {100 * rows[d][key]:.1f}%", va="center", fontsize=7)
+            if rows[d][key] > 0:
+                ax.text(rows[d][key] * 100, y + off, f" {100 * rows[d][key]:.1f}%", va="center", fontsize=7)
     ax.set_yticks(list(ys), domains)
     ax.invert_yaxis()
     ax.set_xlabel("% of original documents removed as duplicates")

@@ -16,7 +16,7 @@ from audit.compare import amounts_by_key, compare_to_target, kl_divergence, tota
 from audit.gates import GateError, apply_gates, parse_gates
 from audit.report import build_report
 from audit.shardset import audit_shard_sets
-from audit.stats import LENGTH_EDGES, QUALITY_BINS, AuditStats
+from audit.stats import HLL_PRECISION, LENGTH_EDGES, QUALITY_BINS, AuditStats, hll_add, url_hosts
 from schemas.document import to_record_batch
 from transforms.normalize import dedup_key
 
@@ -202,6 +202,30 @@ def test_normalized_identity_counts_as_exact_dedup_would(real_docs_by_domain):
     assert normalized["estimated_text_dup_rate"] == pytest.approx(2 / 3, abs=0.02)
     with pytest.raises(ValueError, match="cannot merge"):
         AuditStats().merge(AuditStats(text_identity="exact"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=300), st.sampled_from([4, 8, HLL_PRECISION]))
+def test_vectorized_hll_registers_equal_datasketch(hashes, precision):
+    from datasketch import HyperLogLogPlusPlus
+
+    ref = HyperLogLogPlusPlus(p=precision, hashfunc=lambda x: x)
+    for h in hashes:
+        ref.update(h)
+    ours = HyperLogLogPlusPlus(p=precision)
+    hll_add(ours.reg, np.array(hashes, dtype=np.uint64), precision)
+    assert np.array_equal(ours.reg, ref.reg)
+
+
+def test_url_hosts_agree_with_urllib(shard_root):
+    from urllib.parse import urlsplit
+
+    urls = [d["url"] for docs in shard_root[1].values() for d in docs if d.get("url")]
+    urls += ["HTTP://User:pw@Example.COM:8080/x?y#z", "https://[::1]:443/", "not a url", "mailto:x@y", "//no-scheme/"]
+    got = url_hosts(pa.array(urls)).to_pylist()
+    for url, host in zip(urls, got):
+        expected = urlsplit(url).hostname if "://" in url else None
+        assert host == (expected or None), url
 
 
 def test_missing_values_are_counted_not_dropped():
