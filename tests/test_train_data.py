@@ -200,3 +200,20 @@ def test_sampler_replay_through_the_mixer_factory_resumes(tmp_path, make_shard_s
     b.load_state_dict(state)
     for ids in expected:
         np.testing.assert_array_equal(b.next_batch()[0], ids)
+
+
+def test_jsonl_and_hf_dataset_task_data(tmp_path):
+    import json
+
+    from datasets import Dataset
+
+    rows = [{"text": f"doc {i}"} for i in range(10)]
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [t for _, t in load_documents(str(tmp_path / "t.jsonl"))] == [r["text"] for r in rows]
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "hf"))
+    assert load_documents(str(tmp_path / "hf")) == [(f"hf:{i}", f"doc {i}") for i in range(10)]
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"body": "no text"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not a JSON object with a 'text' field"):
+        load_documents(str(tmp_path / "bad.jsonl"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_documents(str(tmp_path / "missing.txt"))

@@ -137,6 +137,17 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, task_file, replay_set):
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((out / "checkpoints" / "step-0000003" / "state.json").read_text())
-    assert state["world_size"] == 2 and len(state["data"]) == 2
-    assert state["data"][0] != state["data"][1]  # each rank reads its own documents
+    assert state["world_size"] == 2 and len(state["data"]) == 2  # a data position per rank (own documents)
+    from trainer.data import make_mixer_factory
+    from trainer.tokenizer import ByteTokenizer
+
+    cfg = TrainConfig(model="tiny-llama", task=task_file, replay=replay_set, replay_ratio=0.25, seq_len=32,
+                      batch_size=2, output=str(tmp_path / "x"))
+    for rank in range(2):  # each rank consumed exactly its own reader's first 3 micro-batches
+        mixer = make_mixer_factory(cfg, ByteTokenizer(), rank=rank, world_size=2)(0, 1)
+        first = [mixer.next_batch()[0] for _ in range(3)]
+        assert state["data"][rank] == [mixer.state_dict()]
+        if rank == 0:
+            rank0_first = first
+    assert not any((a == b).all() for a, b in zip(rank0_first, first))  # the ranks saw different tokens
     assert _log(out, "train")[-1]["tokens"] == 3 * 2 * 2 * 32  # steps x ranks x batch x seq_len
