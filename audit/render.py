@@ -438,6 +438,9 @@ def render_html(report: dict[str, Any]) -> str:
                  esc(g["detail"])] for g in gates["checks"]]
         parts += ["<h2>CI gates</h2>", _table(["gate", "threshold", "result", "detail"], rows, left=(0, 3))]
 
+    if not tot["docs"]:
+        parts += ["<h2>Composition</h2><p class=note>No documents.</p>", "</main></body></html>"]
+        return "\n".join(parts)
     parts += ["<h2>Composition</h2>", _plot_composition(report)]
     if target:
         kl = "infinite (a target domain is missing)" if target["kl_infinite"] else f"{target['kl_target_achieved']:.4f} nats"

@@ -61,7 +61,9 @@ def scaled(records: list[dict], n: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def write_shards(root: str, records: list[dict], rows_per_shard: int = 2000) -> None:
+def write_shards(root: str, records: list[dict], rows_per_shard: int = 500) -> None:
+    """A shard set of `records`; shards are full-size (`rows_per_shard`) at both bench sizes, so peak
+    memory compares like with like (it scales with one shard, not with the number of shards)."""
     import pyarrow as pa
 
     from schemas.document import SCHEMA_VERSION, new_document, to_record_batch
@@ -150,6 +152,41 @@ def child(mode: str, path: str) -> dict:
 REPEAT = 2
 
 
+def in_process_costs(records: list[dict], batch: int = 256) -> None:
+    """ms per document of Annotate's DoFn and of the audit's accumulation on the annotated documents,
+    each the fastest of 3 passes: a steadier split of the raw audit's cost than end-to-end runs."""
+    from pipeline.annotate import AnnotateBatchFn
+    from pipeline.audit import AccumulateBatch, PartialSpec, audit_recipe
+    from schemas.document import new_document
+
+    docs = [new_document(r["id"], r["text"], "bench", url=r["url"]) for r in records]
+    annotate = AnnotateBatchFn(audit_recipe())
+    annotate.setup()
+
+    def run_annotate() -> list[dict]:
+        return [d for i in range(0, len(docs), batch) for d in annotate.process(docs[i:i + batch]) if isinstance(d, dict)]
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times) / len(docs) * 1e3
+
+    tagged = run_annotate()
+    assert len(tagged) == len(docs)
+    base_ms = best(run_annotate)
+    print(f"{'stage':<34} {'ms/doc':>8} {'x annotate':>10}")
+    print(f"{'annotate (langid, signals, domain)':<34} {base_ms:>8.3f} {1.0:>10.2f}")
+    for label, spec in (("audit, no distinct counts", PartialSpec(distinct=False)),
+                        ("audit, distinct exact texts", PartialSpec(text_identity="exact")),
+                        ("audit, distinct normalized texts", PartialSpec(text_identity="normalized"))):
+        fn = AccumulateBatch(spec, None)
+        ms = best(lambda: [next(iter(fn.process(tagged[i:i + batch]))) for i in range(0, len(tagged), batch)])
+        print(f"{label:<34} {ms:>8.3f} {ms / base_ms:>10.2f}")
+
+
 def measure(mode: str, path: str, repeat: int = REPEAT) -> dict:
     """Fastest of `repeat` fresh-process runs (the machine is shared: the minimum is the least disturbed),
     with the largest peak RSS of those runs."""
@@ -204,6 +241,8 @@ def main() -> None:
         rate = r["docs"] / r["seconds"]
         print(f"{n:>8} {'audit (raw)':<18} {rate:>10,.0f} {rate / ref_rate:>10.2f} {r['peak_rss_mb']:>11.0f}")
         rss.setdefault("audit (raw)", []).append(r["peak_rss_mb"])
+    print("\n== raw input, per document in one process (no Beam): what the audit adds to tagging ==")
+    in_process_costs(scaled(base, args.raw_docs, seed=3))
     print("\n== memory: peak RSS at 4x input / peak RSS at 1x input (1.00 = flat) ==")
     for mode, (small, large) in rss.items():
         print(f"{mode:<18} {large / small:.2f}  ({small:.0f} -> {large:.0f} MB)")

@@ -124,7 +124,7 @@ def _expand(patterns: list[str]) -> list[str]:
         raise PreflightError(str(e).splitlines()[0])
 
 
-def _audit_raw(args: argparse.Namespace, raw: list[str], index):
+def _audit_raw(args: argparse.Namespace, raw: list[str], index, identity: str):
     """Run the Beam audit over raw patterns; returns (stats, contamination tally)."""
     from apache_beam.io.filesystems import FileSystems
 
@@ -137,8 +137,7 @@ def _audit_raw(args: argparse.Namespace, raw: list[str], index):
     local_tmp = None if args.work_dir else tempfile.mkdtemp(prefix="replaymill-audit-")
     result = FileSystems.join(args.work_dir or local_tmp, f"audit-{uuid.uuid4().hex}.json")
     try:
-        run_audit(raw, result, options, distinct=not args.no_distinct,
-                  text_identity=args.text_identity or "normalized", index=index)
+        run_audit(raw, result, options, distinct=not args.no_distinct, text_identity=identity, index=index)
         return read_result(result)
     finally:
         if local_tmp:
@@ -164,13 +163,14 @@ def run(args: argparse.Namespace) -> int:
     from audit.stats import AuditStats
 
     start = time.perf_counter()
-    stats, cont, funnel = AuditStats(distinct=not args.no_distinct), None, None
+    # one text identity for the whole run: sketches of different identities cannot merge
+    identity = args.text_identity or ("exact" if not raw else "normalized")
+    stats, cont, funnel = AuditStats(distinct=not args.no_distinct, text_identity=identity), None, None
     if shard_sets:
-        identity = args.text_identity or ("exact" if not raw else "normalized")
         stats, cont, funnel = audit_shard_sets(shard_sets, distinct=not args.no_distinct, text_identity=identity,
                                                index=index, verify=not args.no_verify)
     if raw:
-        raw_stats, raw_cont = _audit_raw(args, raw, index)
+        raw_stats, raw_cont = _audit_raw(args, raw, index, identity)
         stats.merge(raw_stats)
         cont = raw_cont if cont is None else (cont.merge(raw_cont) if raw_cont else cont)
         if funnel is not None:  # mixed input: the raw part's reader rejects join the manifests' funnel

@@ -1,6 +1,7 @@
 """Audit accumulators and report: numbers equal an independent pyarrow count on real shards; merges are exact."""
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -238,3 +239,13 @@ def test_missing_values_are_counted_not_dropped():
     assert r["duplicates"]["total"]["exact_rate"] == 0.0
     assert r["distinct"]["hosts"] == 0 and r["distinct"]["urls"] == 1
     assert np.isfinite(r["distinct"]["estimated_text_dup_rate"])
+
+
+def test_empty_input_renders_everywhere():
+    from audit.render import render_html, render_terminal, to_json
+
+    report = build_report(AuditStats(), inputs=["empty"], input_kind="raw")
+    assert report["totals"]["docs"] == 0 and report["funnel"] == {"read": 0, "dropped": {}, "kept": 0}
+    assert json.loads(to_json(report))["distinct"]["estimated_text_dup_rate"] == 0.0
+    assert "No documents." in render_html(report)
+    render_terminal(report)
