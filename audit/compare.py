@@ -81,6 +81,7 @@ def compare_to_target(amounts: dict[str, int], target: dict[str, float], *, by: 
         })
     ceilings = [amounts.get(d, 0) / t for d, t in target.items() if t > 0]
     kl = kl_divergence(target, achieved) if total else math.inf
+    kl_rev = kl_divergence(achieved, target) if total else math.inf
     return {
         "by": by,
         "tolerance": tolerance,
@@ -88,6 +89,8 @@ def compare_to_target(amounts: dict[str, int], target: dict[str, float], *, by: 
         "total_variation": total_variation(achieved, target) if total else 1.0,
         "kl_target_achieved": None if math.isinf(kl) else kl,
         "kl_infinite": math.isinf(kl),
+        # the direction `replaymill sample` reports (infinite when mass sits outside the target)
+        "kl_achieved_target": None if math.isinf(kl_rev) else kl_rev,
         "short": [r["domain"] for r in rows if r["short"]],
         "missing": sorted(d for d, t in target.items() if t > 0 and amounts.get(d, 0) == 0),
         "unexpected": sorted(d for d in amounts if target.get(d, 0.0) == 0 and amounts[d] > 0),

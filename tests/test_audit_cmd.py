@@ -118,6 +118,21 @@ def test_html_is_self_contained(audit_run):
     assert "Contamination" in page and "planted-0" in page
 
 
+def test_audit_of_a_sampled_set_agrees_with_the_sampler(setup, tmp_path):
+    """Two independent implementations, one answer: the audit's shares, TV and KL of a `replaymill sample`
+    output equal what the sampler wrote into its manifest."""
+    tmp, root, _ = setup
+    out = tmp_path / "sampled"
+    assert main(["sample", "--shards", root, "--target", str(tmp / "weights.yaml"), "--tokens", "60000",
+                 "--output", str(out), "--in-memory"]) == 0
+    assert main(["audit", str(out), "--target", str(tmp / "weights.yaml"), "--json", str(tmp_path / "a.json"), "-q"]) == 0
+    target = json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))["target"]
+    sampling = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))["extra"]["sampling"]
+    assert {r["domain"]: r["amount"] for r in target["domains"]} == {k: v["units"] for k, v in sampling["achieved"].items()}
+    assert target["total_variation"] == pytest.approx(sampling["tv"], abs=1e-12)
+    assert target["kl_achieved_target"] == pytest.approx(sampling["kl"], abs=1e-12)
+
+
 def test_terminal_table_shows_every_section(audit_run):
     from rich.console import Console
 
