@@ -42,6 +42,14 @@ def pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}%"
 
 
+def points(diff: float | None, unit: str = "") -> str:
+    """A share difference in percentage points, signed, without a "-0.0" for tiny negatives."""
+    if diff is None:
+        return "-"
+    text = f"{100 * diff:+.1f}"
+    return ("+0.0" if text == "-0.0" else text) + unit
+
+
 def _target_rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     target = report.get("target") or {}
     return {r["domain"]: r for r in target.get("domains", [])}
@@ -99,7 +107,7 @@ def render_terminal(report: dict[str, Any], console=None) -> None:
     for r in _domain_rows(report):
         cells = [r["domain"], f"{r['docs']:,}", human(r["tokens"]), human(r["chars"]), pct(r["share"])]
         if has_target:
-            diff = "-" if r["diff"] is None else f"{100 * r['diff']:+.1f}"
+            diff = points(r["diff"])
             cells += [pct(r["target"]), f"[red]{diff}[/red]" if r["short"] else diff]
         cells += [pct(r["exact_rate"]), pct(r["near_rate"]),
                   "-" if r["quality_mean"] is None else f"{r['quality_mean']:.2f}", human(r["length_median"])]
@@ -455,7 +463,7 @@ def render_html(report: dict[str, Any]) -> str:
     for r in _domain_rows(report):
         row = [esc(r["domain"]), f"{r['docs']:,}", f"{r['tokens']:,}", f"{r['chars']:,}", pct(r["share"])]
         if target:
-            row += [pct(r["target"]), "-" if r["diff"] is None else f"{100 * r['diff']:+.1f} pp"]
+            row += [pct(r["target"]), points(r["diff"], " pp")]
         row += [pct(r["exact_rate"]), pct(r["near_rate"]),
                 "-" if r["quality_mean"] is None else f"{r['quality_mean']:.3f}", human(r["length_median"])]
         rows.append(row)
