@@ -76,7 +76,7 @@ def scale_corpus(dest: Path, target_mb: float, seed: int = 0) -> tuple[list[str]
     vocab = sorted({w for d in base[:200] for w in d["text"].split() if w.isalpha()})
     dest.mkdir(parents=True, exist_ok=True)
     target = int(target_mb * 1024 * 1024)
-    paths, n_docs, n_bytes, copy = [], 0, 0, 0
+    paths, n_docs, n_bytes, copy, out_bytes = [], 0, 0, 0, 0
     out = None
     while n_bytes < target:
         for d in base:

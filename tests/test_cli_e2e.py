@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.dataset as pads
 import pytest
 
 from shards.io import read_manifest
@@ -62,11 +63,8 @@ def test_demo_build_prints_funnel_and_writes_shards(demo):
     manifest = read_manifest(str(out))
     assert manifest.total.docs == manifest.funnel.kept > 100
     assert manifest.funnel.dropped["exact_duplicate"] > 0  # identical licence files across packages
-    sources = set()
     for s in manifest.shards:
         assert (out / s.path).stat().st_size == s.bytes
-    import pyarrow.dataset as pads
-
     sources = set(pads.dataset(str(out), format="arrow", partitioning="hive").to_table(columns=["source_label"])
                   .column("source_label").to_pylist())
     assert {"python-stdlib-code", "site-packages-license"} <= sources
