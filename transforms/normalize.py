@@ -14,7 +14,6 @@ import regex
 
 _PUNCT = regex.compile(r"\p{P}+")
 _DIGIT = regex.compile(r"\d")
-_SPACE = regex.compile(r"\s+")
 
 HASH_BYTES = 16  # 128-bit: no accidental collision at any corpus size we will ever see
 
@@ -25,10 +24,12 @@ def normalize_for_dedup(text: str) -> str:
     Punctuation is replaced by a space (not deleted) so "end.Start" and "end Start" normalize alike
     and words are never glued together.
     """
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _PUNCT.sub(" ", text)
+    if not unicodedata.is_normalized("NFKC", text):  # a cheap check; most text is already NFKC
+        text = unicodedata.normalize("NFKC", text)
+    text = _PUNCT.sub(" ", text.lower())
     text = _DIGIT.sub("0", text)
-    return _SPACE.sub(" ", text).strip()
+    # str.split() without arguments is a C loop over Unicode whitespace, 3x faster than a regex sub.
+    return " ".join(text.split())
 
 
 def text_hash(text: str) -> bytes:
