@@ -182,8 +182,22 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     demo_dir = None
     try:
-        from pipeline.options import LOCAL_RUNNERS
+        from apache_beam.io.filesystems import FileSystems
 
+        from pipeline.options import LOCAL_RUNNERS, make_options
+
+        try:
+            options = make_options(
+                runner=args.runner,
+                workers=args.workers,
+                running_mode="in_memory" if args.in_memory else "multi_processing",
+                beam_args=args.beam_args,
+            )
+        except ValueError as e:
+            raise PreflightError(str(e)) from e
+        # Beam's s3:// and gs:// filesystems take endpoint, keys and project only from these options,
+        # and the pre-flight checks below already list inputs and probe the output through them.
+        FileSystems.set_options(options)
         if args.input:
             check_inputs(args.input)
         elif args.runner not in LOCAL_RUNNERS:
@@ -196,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
             mb = args.demo_mb or DEFAULT_MB
             args.input = write_demo_corpus(demo_dir, mb)
             log.info("no --input: built a %g MB demo corpus from this Python installation in %s", mb, demo_dir)
-        return run_build(args, recipe)
+        return run_build(args, recipe, options)
     except PreflightError as e:
         print(f"replaymill build: error: {e}", file=sys.stderr)
         return 2
@@ -205,21 +219,14 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(demo_dir, ignore_errors=True)
 
 
-def run_build(args: argparse.Namespace, recipe) -> int:
+def run_build(args: argparse.Namespace, recipe, options) -> int:
     """Run the pipeline, then print the funnel table from the manifest it wrote."""
     import apache_beam as beam
 
     from pipeline.build import build
     from pipeline.funnel import render_funnel
-    from pipeline.options import make_options
     from shards.io import read_manifest
 
-    options = make_options(
-        runner=args.runner,
-        workers=args.workers,
-        running_mode="in_memory" if args.in_memory else "multi_processing",
-        beam_args=args.beam_args,
-    )
     log.info("recipe %s; %d input pattern(s) -> %s; runner %s", recipe.name, len(args.input), args.output, args.runner)
     start = time.perf_counter()
     with beam.Pipeline(options=options) as p:

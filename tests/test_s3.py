@@ -116,8 +116,6 @@ def test_a_tampered_shard_on_s3_is_detected(s3, s3_build: str):
         write_bytes_atomic(f"{s3_build}/{victim.path}", original)
 
 
-@pytest.mark.xfail(strict=True, reason="build_cmd runs its s3:// pre-flight before FileSystems.set_options; "
-                   "see deploy/NOTES-for-build.md")
 def test_cli_build_with_s3_input_and_output(s3, tmp_path: Path):
     forget_filesystem_options()
     rc = main(["build", "--input", *s3["inputs"], "--output", f"s3://{BUCKET}/cli", "--in-memory", "--", *s3["args"]])
