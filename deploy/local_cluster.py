@@ -111,6 +111,7 @@ class LocalPortableCluster:
             raise ValueError("pools must be >= 1")
         self.pools = pools
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="replaymill-cluster-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self._procs: list[subprocess.Popen] = []
         self._server: grpc.Server | None = None
         self.dispatcher: RoundRobinWorkerPools | None = None
