@@ -147,8 +147,10 @@ def _audit_raw(args: argparse.Namespace, raw: list[str], index, identity: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    # Beam logs every type-hint conversion at INFO: only this command's own progress is shown at INFO.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Beam logs every type-hint conversion at INFO: only replaymill's own progress is shown at INFO.
+    from pipeline.logs import configure_logging
+
+    configure_logging()
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         shard_sets, raw, target, gates, index = _preflight(args)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import shutil
 import sys
 import tempfile
@@ -147,38 +146,9 @@ def check_inputs(patterns: list[str]) -> None:
 
 
 # The local runner relays each worker log line as `Worker: severity: ... message: "..." ...`.
-WORKER_RELAY = "apache_beam.runners.portability.local_job_service"
-_RELAYED = re.compile(r'severity: (\w+).*?message: "((?:[^"\\]|\\.)*)".*?log_location: "([^"]*)"')
-_HARNESS_NOISE = ("semi_persistent_directory",)
-
-
-class _WorkerLines(logging.Filter):
-    """Shows a relayed worker line as just its message: replaymill's own lines, and Beam's only when
-    they are warnings or errors (the harness's start-up chatter and notices are dropped)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        match = _RELAYED.search(record.getMessage())
-        if match is None:
-            return True
-        severity, text, location = match.groups()
-        ours = "/apache_beam/" not in location
-        if not ours and (severity in ("DEBUG", "INFO", "NOTICE") or any(n in text for n in _HARNESS_NOISE)):
-            return False
-        record.msg, record.args, record.name = text, (), "worker"
-        return True
-
-
-def configure_logging() -> None:
-    """replaymill's progress lines at INFO (from workers too); Beam's own only from WARNING."""
-    from pipeline.options import PROGRESS_LOGGERS
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in (*PROGRESS_LOGGERS, WORKER_RELAY):
-        logging.getLogger(name).setLevel(logging.INFO)
-    logging.getLogger(WORKER_RELAY).addFilter(_WorkerLines())
-
-
 def run(args: argparse.Namespace) -> int:
+    from pipeline.logs import configure_logging
+
     configure_logging()
     demo_dir = None
     try:

@@ -80,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.reshard import Reshard, parts_for
     from pipeline.sources import match_inputs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from pipeline.logs import configure_logging
+
+    configure_logging()
     options = make_options(runner=args.runner, workers=args.workers, beam_args=args.beam_args,
                            running_mode="in_memory" if args.in_memory else "multi_processing")
     # Pre-flight runs in this process before any Pipeline exists: give Beam's filesystems the

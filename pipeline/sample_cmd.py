@@ -68,6 +68,10 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import apache_beam as beam
 
+    from pipeline.logs import configure_logging
+
+    configure_logging()
+
     from pipeline.options import make_options
     from pipeline.sample import plan_target, read_reference_texts, sample_reference, sample_target
     from pipeline.sink import OutputExistsError, prepare_output
