@@ -18,7 +18,7 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-# --- shard-set fixtures (H-sample; reusable by train and audit tests) ---------------------------
+# --- shard-set fixtures (used by the sample, train and audit tests) ---------------------------
 
 def write_shard_set(root, docs_by_domain, *, rows_per_shard: int = 64, kind: str = "build") -> str:
     """Write real shards + manifest under `root` from `{domain: [document dicts]}`; returns root.
@@ -112,7 +112,7 @@ def real_docs_by_domain(shared_data) -> dict[str, list[dict]]:
     return {"web": web, "news": news, "books": books}
 
 
-# --- portable-runner fixtures (H-cluster) ------------------------------------------------------
+# --- portable-runner fixtures ------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def portable_cluster(tmp_path_factory):
