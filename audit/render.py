@@ -94,7 +94,6 @@ def render_terminal(report: dict[str, Any], console=None) -> None:
                   + (f" ({tot['tokens_missing_docs']:,} documents without a token count)" if tot["tokens_missing_docs"] else ""))
 
     has_target = report.get("target") is not None
-    by = (report.get("target") or {}).get("by", "tokens")
     table = Table(title="By domain", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("domain", no_wrap=True)
     for col in ("docs", "tokens", "chars", "share"):

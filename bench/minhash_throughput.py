@@ -94,8 +94,8 @@ def bench_signatures(n_docs: int) -> None:
 
     n = len(texts)
     print(f"## signatures: {n} real/edited web documents, {NUM_PERM} permutations, word {NGRAM}-grams, one core")
-    print(f"| implementation | docs/s | ratio vs replaymill |")
-    print(f"|---|---|---|")
+    print("| implementation | docs/s | ratio vs replaymill |")
+    print("|---|---|---|")
     print(f"| replaymill batch_signatures (batches of 256) | {n / t_ours:,.0f} | 1.00 |")
     print(f"| datasketch, same shingle hash (identical signatures; {mismatched} mismatches) | {n / t_same:,.0f} | "
           f"{t_ours / t_same:.3f} |")

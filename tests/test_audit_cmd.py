@@ -153,7 +153,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on this machine")
 def test_html_renders_in_headless_chromium(audit_run, tmp_path):
     """Render the page and check the screenshot is a real page (not blank): light background, dark text, colour plots."""
-    import numpy as np
     from matplotlib import image
 
     _, _, html_path = audit_run
