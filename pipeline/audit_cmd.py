@@ -13,6 +13,8 @@ import tempfile
 import time
 import uuid
 
+from pipeline.errors import UsageError
+
 EPILOG = """\
 examples:
   # a shard set written by build or sample: composition against the LLaMA-1 mixture
@@ -30,10 +32,6 @@ max_contaminated, max_contamination_rate. JSON keys are documented in the README
 """
 
 log = logging.getLogger("replaymill.audit")
-
-
-class PreflightError(Exception):
-    """A problem found before any work; its message is the one line the user sees."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,7 +89,7 @@ def _preflight(args: argparse.Namespace):
         try:
             gates = parse_gates(args.fail_if)
         except GateError as e:
-            raise PreflightError(str(e))
+            raise UsageError(str(e))
     target = None
     if args.target:
         from audit.compare import load_target
@@ -99,7 +97,7 @@ def _preflight(args: argparse.Namespace):
         try:
             target = load_target(args.target)
         except (FileNotFoundError, ValueError) as e:
-            raise PreflightError(f"--target: {str(e).splitlines()[0]}")
+            raise UsageError(f"--target: {str(e).splitlines()[0]}")
     index = None
     if args.contamination:
         docs = []
@@ -107,21 +105,21 @@ def _preflight(args: argparse.Namespace):
             for path in _expand(args.contamination):
                 docs += read_eval_file(path)
         except ValueError as e:
-            raise PreflightError(f"--contamination: {str(e).splitlines()[0]}")
+            raise UsageError(f"--contamination: {str(e).splitlines()[0]}")
         if not docs:
-            raise PreflightError("--contamination: the evaluation files hold no text")
+            raise UsageError("--contamination: the evaluation files hold no text")
         index = EvalIndex.build(docs, min_jaccard=args.min_jaccard or DEFAULT_MIN_JACCARD)
     return shard_sets, raw, target, gates, index
 
 
 def _expand(patterns: list[str]) -> list[str]:
-    """Files matched by `patterns` (any Beam filesystem); a pattern matching nothing is a PreflightError."""
+    """Files matched by `patterns` (any Beam filesystem); a pattern matching nothing is a UsageError."""
     from pipeline.sources import expand_inputs
 
     try:
         return expand_inputs(patterns)
     except FileNotFoundError as e:
-        raise PreflightError(str(e).splitlines()[0])
+        raise UsageError(str(e).splitlines()[0])
 
 
 def _audit_raw(args: argparse.Namespace, raw: list[str], index, identity: str):
@@ -152,11 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
-    try:
-        shard_sets, raw, target, gates, index = _preflight(args)
-    except PreflightError as e:
-        print(f"replaymill audit: error: {e}", file=sys.stderr)
-        return 2
+    shard_sets, raw, target, gates, index = _preflight(args)
 
     from audit.compare import amounts_by_key, compare_to_target
     from audit.gates import GateError, apply_gates
@@ -194,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = apply_gates(report, gates)
         except GateError as e:
-            print(f"replaymill audit: error: {e}", file=sys.stderr)
-            return 2
+            raise UsageError(str(e)) from e
         status = 0 if result["passed"] else 1
     log.info("audited %d documents in %.1f s", report["totals"]["docs"], time.perf_counter() - start)
 

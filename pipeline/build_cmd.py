@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import sys
 import tempfile
 import time
 import uuid
+
+from pipeline.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -39,10 +40,6 @@ written last. Open with pyarrow.dataset.dataset(OUT, format="arrow", partitionin
 """
 
 log = logging.getLogger("replaymill.build")
-
-
-class PreflightError(Exception):
-    """A problem found before the pipeline starts; its message is the one line the user sees."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -109,11 +106,11 @@ def check_output_writable(output: str) -> None:
             f.write(b"ok")
         FileSystems.delete([probe])
     except Exception as e:  # any filesystem's error means the same thing to the user
-        raise PreflightError(f"cannot write to output {output}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise UsageError(f"cannot write to output {output}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
 def preflight(args: argparse.Namespace):
-    """Recipe and output checked before anything runs (inputs by `check_inputs`); raises PreflightError."""
+    """Recipe and output checked before anything runs (inputs by `check_inputs`); raises UsageError."""
     from pipeline.sink import OutputExistsError, prepare_output
     from pydantic import ValidationError
     from schemas.recipe import resolve_recipe
@@ -121,15 +118,15 @@ def preflight(args: argparse.Namespace):
     try:
         recipe = apply_overrides(resolve_recipe(args.recipe), args)
     except FileNotFoundError as e:
-        raise PreflightError(str(e))
+        raise UsageError(str(e))
     except ValidationError as e:
         first = e.errors()[0]
-        raise PreflightError(f"invalid recipe {args.recipe}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        raise UsageError(f"invalid recipe {args.recipe}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
     check_output_writable(args.output)
     try:
         removed = prepare_output(args.output, args.overwrite)
     except OutputExistsError as e:
-        raise PreflightError(str(e))
+        raise UsageError(str(e))
     if removed:
         log.info("removed %d files of an earlier unfinished run in %s", len(removed), args.output)
     return recipe
@@ -142,7 +139,7 @@ def check_inputs(patterns: list[str]) -> None:
     try:
         expand_inputs(patterns)
     except FileNotFoundError as e:
-        raise PreflightError(str(e).splitlines()[0])
+        raise UsageError(str(e).splitlines()[0])
 
 
 # The local runner relays each worker log line as `Worker: severity: ... message: "..." ...`.
@@ -164,14 +161,14 @@ def run(args: argparse.Namespace) -> int:
                 beam_args=args.beam_args,
             )
         except ValueError as e:
-            raise PreflightError(str(e)) from e
+            raise UsageError(str(e)) from e
         # Beam's s3:// and gs:// filesystems take endpoint, keys and project only from these options,
         # and the pre-flight checks below already list inputs and probe the output through them.
         FileSystems.set_options(options)
         if args.input:
             check_inputs(args.input)
         elif args.runner not in LOCAL_RUNNERS:
-            raise PreflightError("the demo corpus is local; give --input when using a remote runner")
+            raise UsageError("the demo corpus is local; give --input when using a remote runner")
         recipe = preflight(args)
         if not args.input:
             from pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
@@ -181,9 +178,6 @@ def run(args: argparse.Namespace) -> int:
             args.input = write_demo_corpus(demo_dir, mb)
             log.info("no --input: built a %g MB demo corpus from this Python installation in %s", mb, demo_dir)
         return run_build(args, recipe, options)
-    except PreflightError as e:
-        print(f"replaymill build: error: {e}", file=sys.stderr)
-        return 2
     finally:
         if demo_dir:
             shutil.rmtree(demo_dir, ignore_errors=True)

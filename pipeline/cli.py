@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from pipeline.errors import UsageError
+
 SUBCOMMANDS: tuple[str, ...] = (
     "pipeline.build_cmd",
     "pipeline.lsh_cmd",
@@ -33,7 +35,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as e:
+        print(f"replaymill {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

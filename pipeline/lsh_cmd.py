@@ -7,7 +7,8 @@ near_dedup block (or a target threshold) will catch and miss.
 from __future__ import annotations
 
 import argparse
-import sys
+
+from pipeline.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,13 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from transforms.lsh import format_scurve
 
     if not 0.0 < args.step <= 0.5:
-        print("lsh-curve: --step must be in (0, 0.5]", file=sys.stderr)
-        return 2
+        raise UsageError("--step must be in (0, 0.5]")
     try:
         cfg = NearDedupConfig(bands=args.bands, rows=args.rows, threshold=args.threshold, num_perm=args.num_perm)
     except ValidationError as err:
-        print(f"lsh-curve: {err.errors()[0]['msg']}", file=sys.stderr)
-        return 2
+        raise UsageError(err.errors()[0]["msg"]) from err
     bands, rows = cfg.banding()
     if args.threshold is not None:
         print(f"threshold {args.threshold} with num_perm <= {args.num_perm} -> bands={bands} rows={rows}")

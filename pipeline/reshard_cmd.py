@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+
+from pipeline.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -25,10 +26,6 @@ written last. Lines are copied unchanged; a truncated input keeps the lines befo
 """
 
 log = logging.getLogger("replaymill.reshard")
-
-
-class ReshardError(Exception):
-    """A problem found before the pipeline starts; its message is the one line the user sees."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,7 +64,7 @@ def clear_output(output: str, overwrite: bool) -> None:
     old = [m.path for r in FileSystems.match([join(output, f"{PART_PREFIX}-*"), join(output, SUMMARY_NAME)])
            for m in r.metadata_list]
     if old and not overwrite:
-        raise ReshardError(f"{output} already holds {len(old)} reshard files; pass --overwrite to replace them")
+        raise UsageError(f"{output} already holds {len(old)} reshard files; pass --overwrite to replace them")
     if old:
         FileSystems.delete(old)
 
@@ -89,17 +86,13 @@ def run(args: argparse.Namespace) -> int:
     # job's options now (s3 endpoint and keys, gcs project), as workers get them at start-up.
     FileSystems.set_options(options)
     try:
-        try:
-            specs = match_inputs(args.input)
-        except FileNotFoundError as e:
-            raise ReshardError(str(e).splitlines()[0])
-        if args.parts is not None and args.parts < 1:
-            raise ReshardError("--parts must be at least 1")
-        num_parts = args.parts or parts_for(sum(s.size for s in specs), int(args.part_mb * 1024 * 1024))
-        clear_output(args.output, args.overwrite)
-    except ReshardError as e:
-        print(f"replaymill reshard: error: {e}", file=sys.stderr)
-        return 2
+        specs = match_inputs(args.input)
+    except FileNotFoundError as e:
+        raise UsageError(str(e).splitlines()[0])
+    if args.parts is not None and args.parts < 1:
+        raise UsageError("--parts must be at least 1")
+    num_parts = args.parts or parts_for(sum(s.size for s in specs), int(args.part_mb * 1024 * 1024))
+    clear_output(args.output, args.overwrite)
     log.info("%d input file(s) -> %d part(s) in %s", len(specs), num_parts, args.output)
     with beam.Pipeline(options=options) as p:
         p | "Reshard" >> Reshard([s.path for s in specs], args.output, num_parts)

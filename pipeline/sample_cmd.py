@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from pipeline.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -60,11 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _fail(message: str) -> int:
-    print(f"replaymill sample: error: {message}", file=sys.stderr)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
     import apache_beam as beam
 
@@ -83,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     budget = args.tokens if args.tokens is not None else args.docs
     budget_by = "tokens" if args.tokens is not None else "docs"
     if budget <= 0:
-        return _fail(f"the budget must be positive, got {budget}")
+        raise UsageError(f"the budget must be positive, got {budget}")
     if args.rows_per_shard <= 0:
-        return _fail("--rows-per-shard must be positive")
+        raise UsageError("--rows-per-shard must be positive")
     if args.shards.rstrip("/") == args.output.rstrip("/"):
-        return _fail("--output must differ from --shards")
+        raise UsageError("--output must differ from --shards")
     try:
         shardset = ShardSet.open(args.shards)
         if args.target:
@@ -99,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             by = args.by or budget_by
             if by != budget_by:
-                return _fail("with --reference the budget counts what --by counts (--tokens with --by tokens)")
+                raise UsageError("with --reference the budget counts what --by counts (--tokens with --by tokens)")
             reference = read_reference_texts(args.reference)
         prepare_output(args.output, args.overwrite)
     except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError) as e:
-        return _fail(str(e).splitlines()[0] if str(e) else repr(e))
+        raise UsageError(str(e).splitlines()[0] if str(e) else repr(e))
 
     options = make_options(args.runner, args.workers, "in_memory" if args.in_memory else "multi_processing",
                            args.beam_args)

@@ -1,0 +1,10 @@
+"""The one way a `replaymill` command refuses to start."""
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """A problem found before any work starts: a bad flag, a missing input, an unwritable output.
+
+    `pipeline.cli.main` prints the message as the single line `replaymill COMMAND: error: MESSAGE`
+    and exits with status 2, so no subcommand carries its own printing and exit-code code.
+    """
