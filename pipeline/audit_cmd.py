@@ -122,16 +122,12 @@ def _expand(patterns: list[str]) -> list[str]:
         raise UsageError(str(e).splitlines()[0])
 
 
-def _audit_raw(args: argparse.Namespace, raw: list[str], index, identity: str):
+def _audit_raw(args: argparse.Namespace, options, raw: list[str], index, identity: str):
     """Run the Beam audit over raw patterns; returns (stats, contamination tally)."""
     from apache_beam.io.filesystems import FileSystems
 
     from pipeline.audit import read_result, run_audit
-    from pipeline.options import make_options
 
-    options = make_options(runner=args.runner, workers=args.workers,
-                           running_mode="in_memory" if args.in_memory else "multi_processing",
-                           beam_args=args.beam_args)
     local_tmp = None if args.work_dir else tempfile.mkdtemp(prefix="replaymill-audit-")
     result = FileSystems.join(args.work_dir or local_tmp, f"audit-{uuid.uuid4().hex}.json")
     try:
@@ -150,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    from pipeline.options import command_options
+
+    options = command_options(args)
     shard_sets, raw, target, gates, index = _preflight(args)
 
     from audit.compare import amounts_by_key, compare_to_target
@@ -167,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         stats, cont, funnel = audit_shard_sets(shard_sets, distinct=not args.no_distinct, text_identity=identity,
                                                index=index, verify=not args.no_verify)
     if raw:
-        raw_stats, raw_cont = _audit_raw(args, raw, index, identity)
+        raw_stats, raw_cont = _audit_raw(args, options, raw, index, identity)
         stats.merge(raw_stats)
         cont = raw_cont if cont is None else (cont.merge(raw_cont) if raw_cont else cont)
         if funnel is not None:  # mixed input: the raw part's reader rejects join the manifests' funnel

@@ -149,22 +149,9 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     demo_dir = None
     try:
-        from apache_beam.io.filesystems import FileSystems
+        from pipeline.options import LOCAL_RUNNERS, command_options
 
-        from pipeline.options import LOCAL_RUNNERS, make_options
-
-        try:
-            options = make_options(
-                runner=args.runner,
-                workers=args.workers,
-                running_mode="in_memory" if args.in_memory else "multi_processing",
-                beam_args=args.beam_args,
-            )
-        except ValueError as e:
-            raise UsageError(str(e)) from e
-        # Beam's s3:// and gs:// filesystems take endpoint, keys and project only from these options,
-        # and the pre-flight checks below already list inputs and probe the output through them.
-        FileSystems.set_options(options)
+        options = command_options(args)
         if args.input:
             check_inputs(args.input)
         elif args.runner not in LOCAL_RUNNERS:

@@ -14,9 +14,13 @@ a hang where outbound traffic is silently dropped); the FnApiRunner needs nothin
 """
 from __future__ import annotations
 
+import argparse
 import json
 
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.errors import UsageError
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
 RUNNING_MODES = ("multi_processing", "in_memory", "multi_threading")
@@ -45,3 +49,24 @@ def make_options(
     if local:
         flags += [f"--direct_num_workers={workers}", f"--direct_running_mode={running_mode}"]
     return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)
+
+
+def command_options(args: argparse.Namespace) -> PipelineOptions:
+    """A command's job options (`--runner`, `--workers`, `--in-memory`, Beam flags after `--`),
+    handed to Beam's filesystems before anything else runs.
+
+    Beam's s3:// and gs:// filesystems take endpoint, keys and project only from these options,
+    and every command's pre-flight lists inputs or opens manifests through them before a
+    Pipeline exists to set them; workers get the same options at start-up.
+    """
+    try:
+        options = make_options(
+            runner=args.runner,
+            workers=args.workers,
+            running_mode="in_memory" if args.in_memory else "multi_processing",
+            beam_args=args.beam_args,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    FileSystems.set_options(options)
+    return options

@@ -73,18 +73,14 @@ def run(args: argparse.Namespace) -> int:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
-    from pipeline.options import make_options
+    from pipeline.options import command_options
     from pipeline.reshard import Reshard, parts_for
     from pipeline.sources import match_inputs
 
     from pipeline.logs import configure_logging
 
     configure_logging()
-    options = make_options(runner=args.runner, workers=args.workers, beam_args=args.beam_args,
-                           running_mode="in_memory" if args.in_memory else "multi_processing")
-    # Pre-flight runs in this process before any Pipeline exists: give Beam's filesystems the
-    # job's options now (s3 endpoint and keys, gcs project), as workers get them at start-up.
-    FileSystems.set_options(options)
+    options = command_options(args)
     try:
         specs = match_inputs(args.input)
     except FileNotFoundError as e:

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging()
 
-    from pipeline.options import make_options
+    from pipeline.options import command_options
     from pipeline.sample import plan_target, read_reference_texts, sample_reference, sample_target
     from pipeline.sink import OutputExistsError, prepare_output
     from schemas.mixtures import resolve_target
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from shards.reader import ShardSet
     from shards.sampler import ShortDomainError
 
+    options = command_options(args)
     budget = args.tokens if args.tokens is not None else args.docs
     budget_by = "tokens" if args.tokens is not None else "docs"
     if budget <= 0:
@@ -101,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError) as e:
         raise UsageError(str(e).splitlines()[0] if str(e) else repr(e))
 
-    options = make_options(args.runner, args.workers, "in_memory" if args.in_memory else "multi_processing",
-                           args.beam_args)
     with beam.Pipeline(options=options) as p:
         if args.target:
             sample_target(p, shardset, args.output, picks, report, rows_per_part=args.rows_per_shard)
