@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from schemas.mixtures import normalize, resolve_target
+from replaymill.schemas.mixtures import normalize, resolve_target
 
 
 def load_target(spec: str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.dedup import NearDedupConfig
-from transforms.lsh import band_hashes, threshold_of
-from transforms.minhash import Permutations, batch_signatures
+from replaymill.schemas.dedup import NearDedupConfig
+from replaymill.transforms.lsh import band_hashes, threshold_of
+from replaymill.transforms.minhash import Permutations, batch_signatures
 
 DEFAULT_MIN_JACCARD = 0.5
 MAX_MATCHES = 1000

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from audit.report import json_safe
+from replaymill.audit.report import json_safe
 
 MAX_LANGS_PLOTTED = 6  # languages shown separately in the stacked bars; the rest are "other"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.stats import LENGTH_EDGES, QUALITY_BINS, QUALITY_EDGES, AuditStats, duplicate_rate, hll_relative_error
+from replaymill.audit.stats import LENGTH_EDGES, QUALITY_BINS, QUALITY_EDGES, AuditStats, duplicate_rate, hll_relative_error
 
 REPORT_SCHEMA = "replaymill.audit/1"
 

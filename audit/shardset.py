@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.contamination import ContaminationStats, EvalIndex
-from audit.stats import DISTINCT_COLUMNS, STAT_COLUMNS, AuditStats
-from shards.reader import ShardSet
+from replaymill.audit.contamination import ContaminationStats, EvalIndex
+from replaymill.audit.stats import DISTINCT_COLUMNS, STAT_COLUMNS, AuditStats
+from replaymill.shards.reader import ShardSet
 
 BATCH_ROWS = 1024
 
@@ -22,7 +22,7 @@ def is_shard_set(path: str) -> bool:
     """True when `path` holds a `_manifest.json` (a finished build, sample or reshard output)."""
     from apache_beam.io.filesystems import FileSystems
 
-    from schemas.manifest import MANIFEST_NAME
+    from replaymill.schemas.manifest import MANIFEST_NAME
 
     return FileSystems.exists(FileSystems.join(path, MANIFEST_NAME))
 

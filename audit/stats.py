@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import xxhash
 from datasketch import HyperLogLogPlusPlus
 
-from schemas.document import DOC_SCHEMA
-from transforms.normalize import dedup_key
+from replaymill.schemas.document import DOC_SCHEMA
+from replaymill.transforms.normalize import dedup_key
 
 STATS_VERSION = 1
 

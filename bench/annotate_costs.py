@@ -15,12 +15,12 @@ import json
 import time
 from pathlib import Path
 
-from schemas.document import new_document
-from transforms.domains import tag_domain
-from transforms.langid import LanguageIdentifier
-from transforms.normalize import normalize_for_dedup
-from transforms.quality import compute_signals, quality_score
-from transforms.tokens import estimate_tokens
+from replaymill.schemas.document import new_document
+from replaymill.transforms.domains import tag_domain
+from replaymill.transforms.langid import LanguageIdentifier
+from replaymill.transforms.normalize import normalize_for_dedup
+from replaymill.transforms.quality import compute_signals, quality_score
+from replaymill.transforms.tokens import estimate_tokens
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dolma-cc"
 

@@ -66,9 +66,9 @@ def write_shards(root: str, records: list[dict], rows_per_shard: int = 500) -> N
     memory compares like with like (it scales with one shard, not with the number of shards)."""
     import pyarrow as pa
 
-    from schemas.document import SCHEMA_VERSION, new_document, to_record_batch
-    from schemas.manifest import Manifest, totals_from_shards
-    from shards.io import write_manifest, write_shard
+    from replaymill.schemas.document import SCHEMA_VERSION, new_document, to_record_batch
+    from replaymill.schemas.manifest import Manifest, totals_from_shards
+    from replaymill.shards.io import write_manifest, write_shard
 
     rng = random.Random(1)
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -112,12 +112,12 @@ def child(mode: str, path: str) -> dict:
     import apache_beam as beam
     import pyarrow.dataset as ds
 
-    from audit.report import build_report
-    from audit.shardset import audit_shard_sets
-    from pipeline.annotate import Annotate
-    from pipeline.audit import audit_recipe, read_result, run_audit
-    from pipeline.options import make_options
-    from pipeline.sources import ReadCorpus
+    from replaymill.audit.report import build_report
+    from replaymill.audit.shardset import audit_shard_sets
+    from replaymill.pipeline.annotate import Annotate
+    from replaymill.pipeline.audit import audit_recipe, read_result, run_audit
+    from replaymill.pipeline.options import make_options
+    from replaymill.pipeline.sources import ReadCorpus
 
     start = time.perf_counter()
     if mode == "pyarrow":
@@ -155,9 +155,9 @@ REPEAT = 2
 def in_process_costs(records: list[dict], batch: int = 256) -> None:
     """ms per document of Annotate's DoFn and of the audit's accumulation on the annotated documents,
     each the fastest of 3 passes: a steadier split of the raw audit's cost than end-to-end runs."""
-    from pipeline.annotate import AnnotateBatchFn
-    from pipeline.audit import AccumulateBatch, PartialSpec, audit_recipe
-    from schemas.document import new_document
+    from replaymill.pipeline.annotate import AnnotateBatchFn
+    from replaymill.pipeline.audit import AccumulateBatch, PartialSpec, audit_recipe
+    from replaymill.schemas.document import new_document
 
     docs = [new_document(r["id"], r["text"], "bench", url=r["url"]) for r in records]
     annotate = AnnotateBatchFn(audit_recipe())

@@ -105,8 +105,8 @@ def scale_corpus(dest: Path, target_mb: float, seed: int = 0) -> tuple[list[str]
 def beam_build(paths: list[str], out: Path, recipe, workers: int) -> float:
     import apache_beam as beam
 
-    from pipeline.build import build
-    from pipeline.options import make_options
+    from replaymill.pipeline.build import build
+    from replaymill.pipeline.options import make_options
 
     start = time.perf_counter()
     with beam.Pipeline(options=make_options(workers=workers)) as p:
@@ -117,17 +117,17 @@ def beam_build(paths: list[str], out: Path, recipe, workers: int) -> float:
 # ----------------------------------------------------------------------------- 3. plain loop
 def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, float], int, Counter]:
     """The same transforms without Beam, stage by stage; returns (seconds, seconds per stage, kept, drops)."""
-    from pipeline.annotate import MAX_BATCH, AnnotateBatchFn
-    from pipeline.exact_dedup import dedup_key, doc_rank
-    from pipeline.near_dedup import node_key
-    from pipeline.readers import read_item
-    from pipeline.sink import finalize_row, split_by_size
-    from pipeline.sources import match_inputs, plan_reads
-    from schemas.document import to_record_batch
-    from shards.io import encode_table, write_bytes_atomic
-    from transforms.components import star_edges, union_find_components
-    from transforms.lsh import band_hashes, band_key
-    from transforms.minhash import Permutations, batch_signatures
+    from replaymill.pipeline.annotate import MAX_BATCH, AnnotateBatchFn
+    from replaymill.pipeline.exact_dedup import dedup_key, doc_rank
+    from replaymill.pipeline.near_dedup import node_key
+    from replaymill.pipeline.readers import read_item
+    from replaymill.pipeline.sink import finalize_row, split_by_size
+    from replaymill.pipeline.sources import match_inputs, plan_reads
+    from replaymill.schemas.document import to_record_batch
+    from replaymill.shards.io import encode_table, write_bytes_atomic
+    from replaymill.transforms.components import star_edges, union_find_components
+    from replaymill.transforms.lsh import band_hashes, band_key
+    from replaymill.transforms.minhash import Permutations, batch_signatures
 
     import pyarrow as pa
     from apache_beam.pvalue import TaggedOutput
@@ -217,8 +217,8 @@ def _run_collect(docs: list[dict], key) -> list[dict]:
     """Rejects of ExactDedup(key) over `docs`, in one in-memory pipeline."""
     import apache_beam as beam
 
-    from pipeline.exact_dedup import ExactDedup
-    from pipeline.options import make_options
+    from replaymill.pipeline.exact_dedup import ExactDedup
+    from replaymill.pipeline.options import make_options
 
     found: list[dict] = []
     tmp = Path(tempfile.mkdtemp())
@@ -242,7 +242,7 @@ def paragraphs(doc_id: str, text: str) -> list[dict]:
 
 
 def dolma_agreement() -> dict:
-    from transforms.normalize import normalize_for_dedup, text_hash
+    from replaymill.transforms.normalize import normalize_for_dedup, text_hash
 
     with gzip.open(SHARED / "dolma-cc" / "dolma-provided-documents-000.json.gz", "rt") as f:
         recs = [json.loads(l) for l in f]
@@ -301,8 +301,8 @@ def main() -> int:
     if args.dolma_only:
         return 0
 
-    from schemas.recipe import resolve_recipe
-    from shards.io import read_manifest
+    from replaymill.schemas.recipe import resolve_recipe
+    from replaymill.shards.io import read_manifest
 
     recipe = resolve_recipe(args.recipe)
     work = Path(args.work or tempfile.mkdtemp(prefix="replaymill-bench-"))

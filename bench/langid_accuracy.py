@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from transforms.langid import LanguageIdentifier
+from replaymill.transforms.langid import LanguageIdentifier
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lingua-sentences"
 EQUIVALENT = {"nb": {"nb", "no"}, "nn": {"nn"}}

@@ -56,7 +56,7 @@ def bench_signatures(n_docs: int) -> None:
     import xxhash
     from datasketch import MinHash
 
-    from transforms.minhash import Permutations, batch_signatures, doc_shingles, shingle_hash
+    from replaymill.transforms.minhash import Permutations, batch_signatures, doc_shingles, shingle_hash
 
     texts = [d["text"] for d in scaled_corpus(n_docs)]
     perms = Permutations.create(NUM_PERM, SEED)
@@ -86,7 +86,7 @@ def bench_signatures(n_docs: int) -> None:
     pre = [doc_shingles(t, NGRAM) for t in texts]
     t_fast_pre, _ = datasketch_run(fast, pre)
     t1 = time.perf_counter()
-    from transforms.minhash import batch_shingles
+    from replaymill.transforms.minhash import batch_shingles
 
     for i in range(0, len(texts), 256):
         batch_shingles(texts[i : i + 256], NGRAM)
@@ -110,7 +110,7 @@ def bench_signatures(n_docs: int) -> None:
 
 def child_stage(inp: Path, work: Path) -> dict:
     from bench.near_dedup_common import run_stage
-    from schemas.dedup import NearDedupConfig
+    from replaymill.schemas.dedup import NearDedupConfig
 
     t = time.perf_counter()
     centre = run_stage(inp, NearDedupConfig(enabled=True, bands=BANDS, rows=ROWS, ngram=NGRAM, seed=SEED), work,
@@ -121,8 +121,8 @@ def child_stage(inp: Path, work: Path) -> dict:
 
 def child_signatures(inp: Path, work: Path) -> dict:
     """Stream the file in batches of 256, computing signatures and band hashes (no shuffle)."""
-    from transforms.lsh import band_hashes
-    from transforms.minhash import Permutations, batch_signatures
+    from replaymill.transforms.lsh import band_hashes
+    from replaymill.transforms.minhash import Permutations, batch_signatures
 
     perms = Permutations.create(NUM_PERM, SEED)
     t, n, batch = time.perf_counter(), 0, []

@@ -137,8 +137,8 @@ def run_stage(input_path: Path, cfg: Any, out_dir: Path, **options: Any) -> dict
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.near_dedup import NearDedup
-    from schemas.document import new_document
+    from replaymill.pipeline.near_dedup import NearDedup
+    from replaymill.schemas.document import new_document
 
     def to_doc(line: str) -> dict[str, Any]:
         r = json.loads(line)

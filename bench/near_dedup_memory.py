@@ -94,10 +94,10 @@ def run_once(n: int, tmp: Path, control: bool = False) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from deploy.local_cluster import LocalPortableCluster
-    from pipeline.near_dedup import NearDedup
-    from schemas.dedup import NearDedupConfig
-    from schemas.document import new_document
+    from replaymill.deploy.local_cluster import LocalPortableCluster
+    from replaymill.pipeline.near_dedup import NearDedup
+    from replaymill.schemas.dedup import NearDedupConfig
+    from replaymill.schemas.document import new_document
 
     inp = write_jsonl(scaled_corpus(n), tmp / f"in{n}" / "docs.jsonl")
     out = tmp / f"out{n}{'c' if control else ''}"

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.near_dedup_common import EDITS, eligible, load_real_docs, run_stage, write_jsonl
-from schemas.dedup import NearDedupConfig
-from transforms.components import jaccard
-from transforms.minhash import batch_shingles
+from replaymill.schemas.dedup import NearDedupConfig
+from replaymill.transforms.components import jaccard
+from replaymill.transforms.minhash import batch_shingles
 
 
 def build_labelled_set(seed: int = 0):

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyarrow as pa  # noqa: E402
 import torch  # noqa: E402
 
-from schemas.document import SCHEMA_VERSION, new_document, to_record_batch  # noqa: E402
-from schemas.manifest import Manifest, totals_from_shards  # noqa: E402
-from shards.io import write_manifest, write_shard  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.loop import train  # noqa: E402
-from trainer.sources import is_held_out, load_documents  # noqa: E402
+from replaymill.schemas.document import SCHEMA_VERSION, new_document, to_record_batch  # noqa: E402
+from replaymill.schemas.manifest import Manifest, totals_from_shards  # noqa: E402
+from replaymill.shards.io import write_manifest, write_shard  # noqa: E402
+from replaymill.trainer.config import TrainConfig  # noqa: E402
+from replaymill.trainer.loop import train  # noqa: E402
+from replaymill.trainer.sources import is_held_out, load_documents  # noqa: E402
 
 PROSE = Path(__file__).resolve().parents[2] / "shared" / "data" / "prose"
 RATIOS = (0.0, 0.01, 0.05, 0.25)

@@ -33,12 +33,12 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schemas.document import SCHEMA_VERSION, new_document, to_record_batch  # noqa: E402
-from schemas.manifest import Manifest, totals_from_shards  # noqa: E402
-from shards.io import write_manifest, write_shard  # noqa: E402
-from shards.reader import ShardSet  # noqa: E402
-from shards.sampler import ReplaySampler  # noqa: E402
-from transforms import dsir  # noqa: E402
+from replaymill.schemas.document import SCHEMA_VERSION, new_document, to_record_batch  # noqa: E402
+from replaymill.schemas.manifest import Manifest, totals_from_shards  # noqa: E402
+from replaymill.shards.io import write_manifest, write_shard  # noqa: E402
+from replaymill.shards.reader import ShardSet  # noqa: E402
+from replaymill.shards.sampler import ReplaySampler  # noqa: E402
+from replaymill.transforms import dsir  # noqa: E402
 
 DATA = Path(os.environ.get("REPLAYMILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TARGET = {"web": 0.5, "books": 0.25, "code": 0.15, "news": 0.1}

@@ -60,7 +60,7 @@ def split_corpus(paths: list[str], dest: Path, parts: int) -> tuple[list[str], i
     """Deal the scaled corpus's lines round-robin into `parts` gzip files (a compressed file is read
     by one worker, so a single file could not show any parallelism) and count its input tokens
     with the build's own estimator."""
-    from transforms.tokens import estimate_tokens
+    from replaymill.transforms.tokens import estimate_tokens
 
     dest.mkdir(parents=True, exist_ok=True)
     outs = [gzip.open(dest / f"part-{i:03d}.jsonl.gz", "wt", encoding="utf-8", compresslevel=1) for i in range(parts)]
@@ -88,7 +88,7 @@ def timed_build(paths: list[str], out: Path, recipe, args: list[str]) -> tuple[f
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.build import build
+    from replaymill.pipeline.build import build
 
     start, cpu = time.perf_counter(), cpu_seconds()
     with beam.Pipeline(options=PipelineOptions(args)) as p:
@@ -103,7 +103,7 @@ def run_direct(paths, work: Path, recipe, workers: int) -> tuple[float, float, d
 
 
 def run_portable(paths, work: Path, recipe, workers: int) -> tuple[float, float, dict]:
-    from deploy.local_cluster import LocalPortableCluster
+    from replaymill.deploy.local_cluster import LocalPortableCluster
 
     with LocalPortableCluster(pools=workers, workdir=str(work / f"cluster-{workers}")) as cluster:
         return timed_build(paths, work / f"portable-{workers}", recipe, cluster.pipeline_args())
@@ -139,7 +139,7 @@ def main() -> int:
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed)")
     args = ap.parse_args()
 
-    from schemas.recipe import resolve_recipe
+    from replaymill.schemas.recipe import resolve_recipe
 
     recipe = resolve_recipe(args.recipe)
     work = Path(args.work or tempfile.mkdtemp(prefix="replaymill-scaling-"))

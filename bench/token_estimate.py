@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transforms import tokens
+from replaymill.transforms import tokens
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

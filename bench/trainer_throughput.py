@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.replay_experiment import PROSE, write_english_shards  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.data import make_mixer_factory  # noqa: E402
-from trainer.loop import train  # noqa: E402
-from trainer.tokenizer import ByteTokenizer  # noqa: E402
+from replaymill.trainer.config import TrainConfig  # noqa: E402
+from replaymill.trainer.data import make_mixer_factory  # noqa: E402
+from replaymill.trainer.loop import train  # noqa: E402
+from replaymill.trainer.tokenizer import ByteTokenizer  # noqa: E402
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ class LocalPortableCluster:
                                                       f"--service_port={port}", f"--container_executable={boot}"])
                 addresses.append((f"localhost:{port}", proc, log))
             port_file = self.workdir / "job.port"
-            job, job_log = self._spawn("job-service", ["deploy.local_job_service", "--port=0",
+            job, job_log = self._spawn("job-service", ["replaymill.deploy.local_job_service", "--port=0",
                                                        f"--port_file={port_file}"])
             for address, proc, log in addresses:
                 wait_for_grpc(address, proc, log)

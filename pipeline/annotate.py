@@ -21,12 +21,12 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 
-from schemas.recipe import Recipe
-from transforms.domains import tag_domain
-from transforms.langid import LanguageIdentifier
-from transforms.quality import check_rules, compute_signals, quality_score
-from transforms.records import make_reject
-from transforms.tokens import estimate_tokens
+from replaymill.schemas.recipe import Recipe
+from replaymill.transforms.domains import tag_domain
+from replaymill.transforms.langid import LanguageIdentifier
+from replaymill.transforms.quality import check_rules, compute_signals, quality_score
+from replaymill.transforms.records import make_reject
+from replaymill.transforms.tokens import estimate_tokens
 
 STAGE = "annotate"
 REJECTS = "rejects"

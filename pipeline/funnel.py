@@ -12,7 +12,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from schemas.manifest import Manifest
+from replaymill.schemas.manifest import Manifest
 
 DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
 

@@ -30,8 +30,8 @@ import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from schemas.dedup import NearDedupConfig
-from transforms.components import (
+from replaymill.schemas.dedup import NearDedupConfig
+from replaymill.transforms.components import (
     Edge,
     jaccard,
     large_star,
@@ -41,8 +41,8 @@ from transforms.components import (
     star_edges,
     union_find_components,
 )
-from transforms.lsh import band_hashes, band_key
-from transforms.minhash import Permutations, batch_shingles, signatures_from_shingles
+from replaymill.transforms.lsh import band_hashes, band_key
+from replaymill.transforms.minhash import Permutations, batch_shingles, signatures_from_shingles
 
 REJECTS_TAG = "rejects"
 SHINGLES_TAG = "shingles"

@@ -20,11 +20,11 @@ import json
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.errors import UsageError
+from replaymill.pipeline.cli.errors import UsageError
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
 RUNNING_MODES = ("multi_processing", "in_memory", "multi_threading")
-PROGRESS_LOGGERS = ("pipeline", "replaymill")
+PROGRESS_LOGGERS = ("replaymill",)
 
 
 def make_options(

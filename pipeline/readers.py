@@ -23,9 +23,9 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.document import new_document
-from transforms.html_text import charset_of, decode_html, html_to_text
-from transforms.records import (
+from replaymill.schemas.document import new_document
+from replaymill.transforms.html_text import charset_of, decode_html, html_to_text
+from replaymill.transforms.records import (
     EMPTY_TEXT, TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, UNSUPPORTED_CONTENT, UNSUPPORTED_FORMAT,
     Line, Parsed, compact_json, is_blank_line, make_reject, parse_json_line, record_to_document,
     split_wet_records, wet_record_to_document,

@@ -28,9 +28,9 @@ import apache_beam as beam
 import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 
-from pipeline.readers import classify, iter_lines, line_is_whole, open_decompressed, open_raw
-from shards.io import join, write_bytes_atomic
-from transforms.records import TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, is_blank_line, make_reject
+from replaymill.pipeline.readers import classify, iter_lines, line_is_whole, open_decompressed, open_raw
+from replaymill.shards.io import join, write_bytes_atomic
+from replaymill.transforms.records import TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, is_blank_line, make_reject
 
 SUMMARY_NAME = "_reshard.json"
 PART_PREFIX = "part"

@@ -34,13 +34,13 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.document import SCHEMA_VERSION, to_record_batch
-from schemas.manifest import Funnel, Manifest, ShardInfo, totals_from_shards
-from shards.io import read_shard_bytes, write_manifest, write_shard
-from shards.reader import ShardSet
-from shards.sampler import ReplaySampler
-from transforms import dsir
-from transforms.interleave import divergence
+from replaymill.schemas.document import SCHEMA_VERSION, to_record_batch
+from replaymill.schemas.manifest import Funnel, Manifest, ShardInfo, totals_from_shards
+from replaymill.shards.io import read_shard_bytes, write_manifest, write_shard
+from replaymill.shards.reader import ShardSet
+from replaymill.shards.sampler import ReplaySampler
+from replaymill.transforms import dsir
+from replaymill.transforms.interleave import divergence
 
 Pick = tuple[int, int, int, int]  # (position, source shard index, row, epoch)
 

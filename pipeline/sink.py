@@ -33,9 +33,9 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.document import COLUMN_NAMES, SCHEMA_VERSION, to_record_batch
-from schemas.manifest import MANIFEST_NAME, Funnel, Manifest, ShardInfo, totals_from_shards
-from shards.io import join, write_manifest, write_shard
+from replaymill.schemas.document import COLUMN_NAMES, SCHEMA_VERSION, to_record_batch
+from replaymill.schemas.manifest import MANIFEST_NAME, Funnel, Manifest, ShardInfo, totals_from_shards
+from replaymill.shards.io import join, write_manifest, write_shard
 
 # Buckets are sized for max_shard_bytes / HEADROOM of raw text so hash imbalance rarely splits one.
 HEADROOM = 2.0

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipeline.readers import HF_SCHEME, WorkItem, classify, open_raw, read_item, sniff_codec
+from replaymill.pipeline.readers import HF_SCHEME, WorkItem, classify, open_raw, read_item, sniff_codec
 
 METRICS_NAMESPACE = "replaymill.read"
 DOCS_TAG = "docs"
@@ -140,7 +140,7 @@ def _relative(path: str, root: str) -> str:
 
 def _check_hub_dataset(uri: str) -> None:
     """Fail before the pipeline starts when a Hub dataset cannot be reached (e.g. no network)."""
-    from pipeline.readers import parse_hf_uri
+    from replaymill.pipeline.readers import parse_hf_uri
 
     name, _, _ = parse_hf_uri(uri)
     try:

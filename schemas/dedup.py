@@ -53,7 +53,7 @@ class NearDedupConfig(BaseModel):
         if self.bands is not None and self.rows is not None:
             return self.bands, self.rows
         if self.threshold is not None:
-            from transforms.lsh import optimal_params  # numpy only; keeps schemas import-light
+            from replaymill.transforms.lsh import optimal_params  # numpy only; keeps schemas import-light
 
             return optimal_params(self.threshold, self.num_perm)
         return 14, 8

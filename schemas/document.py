@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas.signals import SIGNAL_NAMES
+from replaymill.schemas.signals import SIGNAL_NAMES
 
 SCHEMA_VERSION = "1"
 SCHEMA_VERSION_KEY = b"replaymill.schema_version"

@@ -15,9 +15,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.domains import DOMAINS
+from replaymill.schemas.domains import DOMAINS
 
-PRESET_PACKAGE = "schemas.presets"
+PRESET_PACKAGE = "replaymill.schemas.presets"
 
 
 def parse_key(key: str) -> tuple[str, str | None]:

@@ -6,8 +6,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.dedup import ExactDedupConfig, NearDedupConfig
-from schemas.filters import LangIdConfig, QualityConfig
+from replaymill.schemas.dedup import ExactDedupConfig, NearDedupConfig
+from replaymill.schemas.filters import LangIdConfig, QualityConfig
 
 
 class OutputConfig(BaseModel):

@@ -15,8 +15,8 @@ from typing import Iterator
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.document import DOC_SCHEMA
-from schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo
+from replaymill.schemas.document import DOC_SCHEMA
+from replaymill.schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo
 
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 

@@ -15,9 +15,9 @@ import pyarrow as pa
 
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.document import COLUMN_NAMES, DOC_SCHEMA
-from schemas.manifest import Manifest, ShardInfo
-from shards.io import CorruptShardError, iter_batches, join, read_manifest, read_shard_bytes
+from replaymill.schemas.document import COLUMN_NAMES, DOC_SCHEMA
+from replaymill.schemas.manifest import Manifest, ShardInfo
+from replaymill.shards.io import CorruptShardError, iter_batches, join, read_manifest, read_shard_bytes
 
 __all__ = ["ShardSet", "CorruptShardError", "reader_slot"]
 

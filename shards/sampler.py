@@ -39,10 +39,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from schemas.manifest import ShardInfo
-from shards.reader import ShardSet, reader_slot
-from transforms.dsir import quality_log_weights
-from transforms.interleave import MixtureInterleave
+from replaymill.schemas.manifest import ShardInfo
+from replaymill.shards.reader import ShardSet, reader_slot
+from replaymill.transforms.dsir import quality_log_weights
+from replaymill.transforms.interleave import MixtureInterleave
 
 STATE_FORMAT = "replaymill.sampler/1"
 ON_SHORT = ("error", "upsample", "renormalize")

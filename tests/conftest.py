@@ -31,9 +31,9 @@ def write_shard_set(root, docs_by_domain, *, rows_per_shard: int = 64, kind: str
 
     import pyarrow as pa
 
-    from schemas.document import SCHEMA_VERSION, to_record_batch
-    from schemas.manifest import Manifest, totals_from_shards
-    from shards.io import write_manifest, write_shard
+    from replaymill.schemas.document import SCHEMA_VERSION, to_record_batch
+    from replaymill.schemas.manifest import Manifest, totals_from_shards
+    from replaymill.shards.io import write_manifest, write_shard
 
     root = str(root)
     infos = []
@@ -90,7 +90,7 @@ def real_docs_by_domain(shared_data) -> dict[str, list[dict]]:
     import gzip
     import json
 
-    from schemas.document import new_document
+    from replaymill.schemas.document import new_document
 
     def jsonl(path):
         with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -120,7 +120,7 @@ def portable_cluster(tmp_path_factory):
     session; teardown checks that no process it started survives."""
     import os
 
-    from deploy.local_cluster import LocalPortableCluster
+    from replaymill.deploy.local_cluster import LocalPortableCluster
 
     with LocalPortableCluster(pools=2, workdir=str(tmp_path_factory.mktemp("cluster"))) as cluster:
         groups = cluster.process_groups

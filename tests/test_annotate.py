@@ -10,13 +10,13 @@ import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 
-from pipeline.annotate import REJECTS, Annotate, AnnotateBatchFn
-from pipeline.options import make_options
-from schemas.domains import DOMAINS
-from schemas.document import new_document, to_record_batch
-from schemas.recipe import Recipe
-from schemas.signals import SIGNAL_NAMES
-from transforms.quality import check_rules, compute_signals
+from replaymill.pipeline.annotate import REJECTS, Annotate, AnnotateBatchFn
+from replaymill.pipeline.options import make_options
+from replaymill.schemas.domains import DOMAINS
+from replaymill.schemas.document import new_document, to_record_batch
+from replaymill.schemas.recipe import Recipe
+from replaymill.schemas.signals import SIGNAL_NAMES
+from replaymill.transforms.quality import check_rules, compute_signals
 
 N_DOCS = 120
 RECIPE = Recipe.model_validate({
@@ -104,7 +104,7 @@ def test_a_beam_counter_per_reason_matches_the_rejects(annotated):
 
 
 def test_an_exception_on_one_document_dead_letters_it(shared_data, monkeypatch):
-    import pipeline.annotate as annotate_module
+    import replaymill.pipeline.annotate as annotate_module
 
     docs = _dolma_docs(shared_data)[:20]
     victim = next(d for d in docs if len(d["text"]) > 2000)

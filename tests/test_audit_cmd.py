@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.contamination import ContaminationStats, EvalIndex, read_eval_file
-from pipeline.cli import main
+from replaymill.audit.contamination import ContaminationStats, EvalIndex, read_eval_file
+from replaymill.pipeline.cli import main
 
 REPORT_KEYS = {"schema", "generated_at", "inputs", "input_kind", "totals", "by_domain", "by_lang", "by_domain_lang",
                "quality", "length_chars", "duplicates", "distinct", "funnel", "target", "contamination", "gates"}
@@ -136,7 +136,7 @@ def test_audit_of_a_sampled_set_agrees_with_the_sampler(setup, tmp_path):
 def test_terminal_table_shows_every_section(audit_run):
     from rich.console import Console
 
-    from audit.render import render_terminal
+    from replaymill.audit.render import render_terminal
 
     _, report, _ = audit_run
     console = Console(record=True, width=140)

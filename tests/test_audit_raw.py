@@ -13,8 +13,8 @@ import tarfile
 import pytest
 import zstandard
 
-from pipeline.cli import main
-from transforms.normalize import dedup_key
+from replaymill.pipeline.cli import main
+from replaymill.transforms.normalize import dedup_key
 
 
 def _records(shared_data):

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.compare import amounts_by_key, compare_to_target, kl_divergence, total_variation
-from audit.gates import GateError, apply_gates, parse_gates
-from audit.report import build_report
-from audit.shardset import audit_shard_sets
-from audit.stats import HLL_PRECISION, LENGTH_EDGES, QUALITY_BINS, AuditStats, hll_add, url_hosts
-from schemas.document import to_record_batch
-from transforms.normalize import dedup_key
+from replaymill.audit.compare import amounts_by_key, compare_to_target, kl_divergence, total_variation
+from replaymill.audit.gates import GateError, apply_gates, parse_gates
+from replaymill.audit.report import build_report
+from replaymill.audit.shardset import audit_shard_sets
+from replaymill.audit.stats import HLL_PRECISION, LENGTH_EDGES, QUALITY_BINS, AuditStats, hll_add, url_hosts
+from replaymill.schemas.document import to_record_batch
+from replaymill.transforms.normalize import dedup_key
 
 
 def _decorate(docs_by_domain: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -242,7 +242,7 @@ def test_missing_values_are_counted_not_dropped():
 
 
 def test_empty_input_renders_everywhere():
-    from audit.render import render_html, render_terminal, to_json
+    from replaymill.audit.render import render_html, render_terminal, to_json
 
     report = build_report(AuditStats(), inputs=["empty"], input_kind="raw")
     assert report["totals"]["docs"] == 0 and report["funnel"] == {"read": 0, "dropped": {}, "kept": 0}

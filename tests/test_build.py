@@ -11,11 +11,11 @@ import apache_beam as beam
 import pyarrow.dataset as pads
 import pytest
 
-from pipeline.build import build
-from pipeline.options import make_options
-from schemas.document import DOC_SCHEMA
-from schemas.recipe import resolve_recipe
-from shards.io import read_manifest
+from replaymill.pipeline.build import build
+from replaymill.pipeline.options import make_options
+from replaymill.schemas.document import DOC_SCHEMA
+from replaymill.schemas.recipe import resolve_recipe
+from replaymill.shards.io import read_manifest
 
 
 def inputs(shared_data: Path) -> list[str]:

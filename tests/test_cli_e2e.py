@@ -9,14 +9,14 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 
-from shards.io import read_manifest
+from replaymill.shards.io import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def replaymill(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "replaymill.pipeline.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

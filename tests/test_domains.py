@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.document import new_document
-from schemas.domains import DOLMA_SOURCES, DOMAINS, LABEL_TO_DOMAIN, PILE_SETS, REDPAJAMA_SETS, URL_RULES
-from transforms.domains import domain_from_label, domain_from_url, looks_like_code, tag_domain
+from replaymill.schemas.document import new_document
+from replaymill.schemas.domains import DOLMA_SOURCES, DOMAINS, LABEL_TO_DOMAIN, PILE_SETS, REDPAJAMA_SETS, URL_RULES
+from replaymill.transforms.domains import domain_from_label, domain_from_url, looks_like_code, tag_domain
 
 
 def _doc(text="Some ordinary prose about a topic.", **kw) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.dsir import (bucket_counts, feature_ids, gumbel_keys, gumbel_noise, hashed_kl, log_importance_weights,
+from replaymill.transforms.dsir import (bucket_counts, feature_ids, gumbel_keys, gumbel_noise, hashed_kl, log_importance_weights,
                              log_ratio, quality_log_weights, top_by_budget)
 
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.exact_dedup import ExactDedup, MinRankCountFn
-from pipeline.options import make_options
-from schemas.dedup import ExactDedupConfig
-from schemas.document import new_document
-from transforms.normalize import normalize_for_dedup
+from replaymill.pipeline.exact_dedup import ExactDedup, MinRankCountFn
+from replaymill.pipeline.options import make_options
+from replaymill.schemas.dedup import ExactDedupConfig
+from replaymill.schemas.document import new_document
+from replaymill.transforms.normalize import normalize_for_dedup
 
 
 def real_docs(shared_data: Path) -> list[dict]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.interleave import MixtureInterleave, divergence, interleave
+from replaymill.transforms.interleave import MixtureInterleave, divergence, interleave
 
 weights_st = st.lists(st.floats(min_value=1e-4, max_value=1.0), min_size=1, max_size=8)
 

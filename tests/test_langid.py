@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from transforms.langid import LanguageIdentifier, default_model_path, normalize_label, prepare_text
+from replaymill.transforms.langid import LanguageIdentifier, default_model_path, normalize_label, prepare_text
 
 LANGS = ("en", "de", "fr", "zh", "ru", "ar")
 

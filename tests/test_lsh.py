@@ -7,9 +7,9 @@ from datasketch.lsh import _optimal_param
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cli import main
-from schemas.dedup import NearDedupConfig
-from transforms.lsh import (
+from replaymill.pipeline.cli import main
+from replaymill.schemas.dedup import NearDedupConfig
+from replaymill.transforms.lsh import (
     band_hashes,
     band_key,
     catch_probability,
@@ -19,7 +19,7 @@ from transforms.lsh import (
     scurve_table,
     threshold_of,
 )
-from transforms.minhash import Permutations, batch_shingles, signatures_from_shingles
+from replaymill.transforms.minhash import Permutations, batch_shingles, signatures_from_shingles
 
 
 def test_fineweb_setting_values():

@@ -7,7 +7,7 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.minhash import (
+from replaymill.transforms.minhash import (
     EMPTY_VALUE,
     Permutations,
     batch_shingles,

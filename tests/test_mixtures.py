@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from schemas.domains import DOMAINS
-from schemas.mixtures import get_preset, load_user_target, parse_key, preset_names, resolve_target
+from replaymill.schemas.domains import DOMAINS
+from replaymill.schemas.mixtures import get_preset, load_user_target, parse_key, preset_names, resolve_target
 
 
 def test_presets_load_normalized_and_cited():

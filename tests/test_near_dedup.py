@@ -18,10 +18,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.near_dedup import NearDedup, id_of, node_key
-from schemas.dedup import NearDedupConfig
-from schemas.document import new_document
-from transforms.components import (
+from replaymill.pipeline.near_dedup import NearDedup, id_of, node_key
+from replaymill.schemas.dedup import NearDedupConfig
+from replaymill.schemas.document import new_document
+from replaymill.transforms.components import (
     is_converged,
     jaccard,
     large_star,
@@ -34,8 +34,8 @@ from transforms.components import (
     star_edges,
     union_find_components,
 )
-from transforms.lsh import band_hashes, band_key
-from transforms.minhash import Permutations, batch_shingles, signatures_from_shingles
+from replaymill.transforms.lsh import band_hashes, band_key
+from replaymill.transforms.minhash import Permutations, batch_shingles, signatures_from_shingles
 
 BOILERPLATE = "Share this article on Facebook Twitter Email. Copyright all rights reserved. Privacy policy Terms of use"
 

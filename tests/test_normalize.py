@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.normalize import HASH_BYTES, dedup_key, normalize_for_dedup, text_hash, words
+from replaymill.transforms.normalize import HASH_BYTES, dedup_key, normalize_for_dedup, text_hash, words
 
 
 def test_normalization_removes_surface_differences():

@@ -17,8 +17,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.cli import main
-from shards.io import read_manifest, read_shard_bytes
+from replaymill.pipeline.cli import main
+from replaymill.shards.io import read_manifest, read_shard_bytes
 
 # What must be identical between two builds of the same input (not created_at, versions, inputs).
 SAME = ("shards", "funnel", "total", "by_domain", "by_lang", "schema_version", "recipe")

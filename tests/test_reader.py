@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shards.io import CorruptShardError
-from shards.reader import ShardSet
+from replaymill.shards.io import CorruptShardError
+from replaymill.shards.reader import ShardSet
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.document import COLUMN_NAMES, to_record_batch
-from transforms.html_text import charset_of, decode_html, html_to_text
-from transforms.records import (
+from replaymill.schemas.document import COLUMN_NAMES, to_record_batch
+from replaymill.transforms.html_text import charset_of, decode_html, html_to_text
+from replaymill.transforms.records import (
     BAD_UTF8, EMPTY_TEXT, MALFORMED_JSON, MISSING_TEXT, REJECT_REASONS, TEXT_NOT_STRING, TOO_LARGE,
     Line, detect_shape, parse_json_line, record_to_document, split_wet_records, wet_record_to_document,
 )

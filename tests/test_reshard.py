@@ -11,10 +11,10 @@ import pytest
 import zstandard
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.cli import main
-from pipeline.readers import classify
-from pipeline.reshard import SUMMARY_NAME, Reshard, parts_for
-from transforms.records import parse_json_line
+from replaymill.pipeline.cli import main
+from replaymill.pipeline.readers import classify
+from replaymill.pipeline.reshard import SUMMARY_NAME, Reshard, parts_for
+from replaymill.transforms.records import parse_json_line
 
 PARTS = 4
 
@@ -122,7 +122,7 @@ def test_cli_missing_input_fails_in_one_line(tmp_path: Path, capsys):
 
 def test_build_reader_reads_the_parts_as_the_originals(inputs: dict, resharded: Path, tmp_path: Path):
     """The build's own reader (ReadCorpus) gets the same documents from the parts as from the inputs."""
-    from pipeline.sources import ReadCorpus
+    from replaymill.pipeline.sources import ReadCorpus
 
     with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as p:
         for name, patterns in (("parts", [str(resharded / "part-*.jsonl.zst")]), ("inputs", inputs["gz"])):

@@ -17,11 +17,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.value_provider import RuntimeValueProvider
 
-from deploy.local_cluster import free_port
-from pipeline.build import build
-from pipeline.cli import main
-from schemas.recipe import resolve_recipe
-from shards.io import CorruptShardError, read_manifest, read_shard_bytes, write_bytes_atomic
+from replaymill.deploy.local_cluster import free_port
+from replaymill.pipeline.build import build
+from replaymill.pipeline.cli import main
+from replaymill.schemas.recipe import resolve_recipe
+from replaymill.shards.io import CorruptShardError, read_manifest, read_shard_bytes, write_bytes_atomic
 
 BUCKET = "replaymill-test"
 # A small real corpus (60 English web documents: Dolma CC heads and C4) and small shards, so the

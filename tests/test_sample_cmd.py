@@ -10,14 +10,14 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 
-from pipeline.cli import main
-from shards.reader import ShardSet
+from replaymill.pipeline.cli import main
+from replaymill.shards.reader import ShardSet
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def sample(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "sample", "--in-memory", *args],
+    return subprocess.run([sys.executable, "-m", "replaymill.pipeline.cli", "sample", "--in-memory", *args],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shards.reader import ShardSet
-from shards.sampler import ReplaySampler, ShortDomainError, renormalized_weights
+from replaymill.shards.reader import ShardSet
+from replaymill.shards.sampler import ReplaySampler, ShortDomainError, renormalized_weights
 
 TARGET = {"web": 0.5, "books": 0.3, "news": 0.2}
 

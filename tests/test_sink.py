@@ -10,12 +10,12 @@ import apache_beam as beam
 import pyarrow.dataset as pads
 import pytest
 
-from pipeline.options import make_options
-from pipeline.sink import (
+from replaymill.pipeline.options import make_options
+from replaymill.pipeline.sink import (
     OutputExistsError, WriteManifest, WriteShards, num_buckets, prepare_output, row_bytes, split_by_size,
 )
-from schemas.document import DOC_SCHEMA, new_document
-from shards.io import read_manifest, read_shard_bytes
+from replaymill.schemas.document import DOC_SCHEMA, new_document
+from replaymill.shards.io import read_manifest, read_shard_bytes
 
 MAX_SHARD = 200_000  # small, so ~1 MB of real text spreads over several shards per partition
 

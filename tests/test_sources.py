@@ -18,9 +18,9 @@ import zstandard
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.readers import WorkItem, classify, parse_hf_uri, read_item
-from pipeline.sources import ReadCorpus, expand_inputs, match_inputs, plan_reads
-from schemas.document import COLUMN_NAMES, to_record_batch
+from replaymill.pipeline.readers import WorkItem, classify, parse_hf_uri, read_item
+from replaymill.pipeline.sources import ReadCorpus, expand_inputs, match_inputs, plan_reads
+from replaymill.schemas.document import COLUMN_NAMES, to_record_batch
 
 DOLMA_697 = "dolma-cc/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 CAP = 16 << 10  # max_record_bytes for the hostile files: small, so a "gigantic" line stays cheap to write
@@ -380,7 +380,7 @@ def test_misnamed_compression_is_sniffed(hostile, tmp_path):
        checksum=st.booleans(), content_size=st.booleans(), skippable=st.booleans(), data=st.data())
 def test_zstd_frame_tracker_finds_every_truncation(payloads, checksum, content_size, skippable, data):
     """The frame tracker says "complete" exactly at frame ends, whatever the frame options."""
-    from pipeline.readers import _ZstdFrameTracker
+    from replaymill.pipeline.readers import _ZstdFrameTracker
 
     cctx = zstandard.ZstdCompressor(write_checksum=checksum, write_content_size=content_size)
     frames = [cctx.compress(p) for p in payloads]
@@ -409,10 +409,10 @@ def test_tar_of_shards_and_truncated_tar(hostile):
 
 
 def test_progress_logged_per_work_item(hostile, caplog):
-    from pipeline.sources import _ReadItemFn
+    from replaymill.pipeline.sources import _ReadItemFn
 
     item = WorkItem(str(hostile["root"] / "mixed.jsonl.gz"), "mixed.jsonl.gz", "jsonl", "gzip")
-    with caplog.at_level("INFO", logger="pipeline.sources"):
+    with caplog.at_level("INFO", logger="replaymill.pipeline.sources"):
         outputs = list(_ReadItemFn(CAP).process(item))
     assert len(outputs) == 60 + len(BAD_LINES)
     assert f"read mixed.jsonl.gz: 60 docs, {len(BAD_LINES)} rejects" in caplog.text

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from transforms.tokens import count_tokens, estimate_tokens, load_tokenizer
+from replaymill.transforms.tokens import count_tokens, estimate_tokens, load_tokenizer
 
 
 def _pages(shared_data) -> list[str]:

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from schemas.document import new_document
-from trainer.mixer import MixedBatches, ReplayMixer, replay_tokens_per_batch
-from trainer.packing import TokenStream, pack_documents
-from trainer.sources import ListSource, ShardSetSource, is_held_out, load_documents
-from trainer.tokenizer import ByteTokenizer
+from replaymill.schemas.document import new_document
+from replaymill.trainer.mixer import MixedBatches, ReplayMixer, replay_tokens_per_batch
+from replaymill.trainer.packing import TokenStream, pack_documents
+from replaymill.trainer.sources import ListSource, ShardSetSource, is_held_out, load_documents
+from replaymill.trainer.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 
@@ -113,7 +113,7 @@ def replay_set(tmp_path_factory, make_shard_set, shared_data):
 
 
 def test_shard_readers_are_disjoint_over_ranks_and_workers(replay_set):
-    from shards.reader import ShardSet
+    from replaymill.shards.reader import ShardSet
 
     ss = ShardSet.open(replay_set)
     seen = []
@@ -128,7 +128,7 @@ def test_shard_readers_are_disjoint_over_ranks_and_workers(replay_set):
 
 
 def test_shard_source_resumes_without_rereading(replay_set):
-    from shards.reader import ShardSet
+    from replaymill.shards.reader import ShardSet
 
     ss = ShardSet.open(replay_set)
     a = ShardSetSource(ss, seed=4, reader=(0, 1, 0, 1), held_out=0.05)
@@ -143,14 +143,14 @@ def test_shard_source_resumes_without_rereading(replay_set):
 
 
 def test_more_readers_than_shards_is_a_clear_error(replay_set):
-    from shards.reader import ShardSet
+    from replaymill.shards.reader import ShardSet
 
     with pytest.raises(ValueError, match="cannot feed 16 readers"):
         ShardSetSource(ShardSet.open(replay_set), seed=0, reader=(3, 4, 3, 4))
 
 
 def _factory(replay_root):
-    from shards.reader import ShardSet
+    from replaymill.shards.reader import ShardSet
 
     def make(worker, workers):
         task = ListSource([d for k, d in enumerate(_docs("t", 40)) if k % workers == worker], 0, "t")
@@ -177,8 +177,8 @@ def test_sampler_replay_through_the_mixer_factory_resumes(tmp_path, make_shard_s
     """--replay-target draws replay with ReplaySampler; the mixer state resumes it exactly."""
     import yaml
 
-    from trainer.config import TrainConfig
-    from trainer.data import make_mixer_factory
+    from replaymill.trainer.config import TrainConfig
+    from replaymill.trainer.data import make_mixer_factory
 
     en = [p for p in (shared_data / "prose" / "en-tinyshakespeare.txt").read_text().split("\n\n") if p.strip()][:120]
     de = load_documents(str(shared_data / "prose" / "de-grimm.txt"))[:60]

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from schemas.document import new_document
-from shards.io import CorruptShardError
-from trainer.config import TrainConfig
-from trainer.loop import train
+from replaymill.schemas.document import new_document
+from replaymill.shards.io import CorruptShardError
+from replaymill.trainer.config import TrainConfig
+from replaymill.trainer.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(model="tiny-llama", seq_len=32, batch_size=4, warmup=2, lr=3e-3, eval_tokens=2048, plot=False)
@@ -116,13 +116,13 @@ def test_cli_yaml_config_with_flag_override(tmp_path, task_file, replay_set):
     cfg = {**TINY, "task": task_file, "replay": replay_set, "replay_ratio": 0.05, "steps": 50, "eval_every": 100}
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "cli"
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--config", str(tmp_path / "train.yaml"),
+    proc = subprocess.run([sys.executable, "-m", "replaymill.pipeline.cli", "train", "--config", str(tmp_path / "train.yaml"),
                            "--steps", "2", "--output", str(out)], cwd=REPO, env=_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [r["step"] for r in _log(out, "train")] == [1, 2]  # --steps overrode the file's 50
     assert "final eval" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--model", "tiny-llama", "--task", task_file,
+    bad = subprocess.run([sys.executable, "-m", "replaymill.pipeline.cli", "train", "--model", "tiny-llama", "--task", task_file,
                           "--replay-ratio", "0.1", "--output", str(tmp_path / "x")], cwd=REPO, env=_env(),
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "needs a replay shard set" in bad.stderr
@@ -131,15 +131,15 @@ def test_cli_yaml_config_with_flag_override(tmp_path, task_file, replay_set):
 def test_ddp_two_cpu_processes_with_gloo(tmp_path, task_file, replay_set):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "pipeline.cli", "train", "--model", "tiny-llama", "--task", task_file, "--replay", replay_set,
+           "-m", "replaymill.pipeline.cli", "train", "--model", "tiny-llama", "--task", task_file, "--replay", replay_set,
            "--replay-ratio", "0.25", "--seq-len", "32", "--batch-size", "2", "--steps", "3", "--warmup", "1",
            "--eval-every", "3", "--eval-tokens", "1024", "--no-plot", "--output", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((out / "checkpoints" / "step-0000003" / "state.json").read_text())
     assert state["world_size"] == 2 and len(state["data"]) == 2  # a data position per rank (own documents)
-    from trainer.data import make_mixer_factory
-    from trainer.tokenizer import ByteTokenizer
+    from replaymill.trainer.data import make_mixer_factory
+    from replaymill.trainer.tokenizer import ByteTokenizer
 
     cfg = TrainConfig(model="tiny-llama", task=task_file, replay=replay_set, replay_ratio=0.25, seq_len=32,
                       batch_size=2, output=str(tmp_path / "x"))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from trainer.config import TrainConfig
-from trainer.mixer import ReplayMixer
-from trainer.packing import TokenStream
-from trainer.sources import ListSource, ShardSetSource, is_shard_set, is_held_out, load_documents
-from trainer.tokenizer import Tokenizer
+from replaymill.trainer.config import TrainConfig
+from replaymill.trainer.mixer import ReplayMixer
+from replaymill.trainer.packing import TokenStream
+from replaymill.trainer.sources import ListSource, ShardSetSource, is_shard_set, is_held_out, load_documents
+from replaymill.trainer.tokenizer import Tokenizer
 
 
 class SamplerSource:
@@ -44,13 +44,13 @@ def make_mixer_factory(cfg: TrainConfig, tokenizer: Tokenizer, rank: int, world_
     held_out_replay = 0.0 if cfg.replay_eval else cfg.eval_fraction
     target, by = None, "tokens"
     if cfg.replay_target:
-        from schemas.mixtures import resolve_target
+        from replaymill.schemas.mixtures import resolve_target
 
         target, preferred_by, _ = resolve_target(cfg.replay_target)
         by = preferred_by or by
 
     def factory(worker: int, num_workers: int) -> ReplayMixer:
-        from shards.reader import ShardSet
+        from replaymill.shards.reader import ShardSet
 
         reader = (rank, world_size, worker, num_workers)
         index, count = rank * num_workers + worker, world_size * num_workers
@@ -63,7 +63,7 @@ def make_mixer_factory(cfg: TrainConfig, tokenizer: Tokenizer, rank: int, world_
         if cfg.replay and cfg.replay_ratio > 0:
             shardset = ShardSet.open(cfg.replay)
             if target is not None:
-                from shards.sampler import ReplaySampler
+                from replaymill.shards.sampler import ReplaySampler
 
                 # endless: a domain that runs out starts a new seeded epoch instead of ending replay
                 sampler = ReplaySampler(shardset, target, by=by, seed=cfg.seed, on_short="upsample", rank=index,

@@ -11,17 +11,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.config import TrainConfig
-from trainer.packing import pack_documents
-from trainer.sources import held_out_shard_documents, is_shard_set, load_documents
-from trainer.tokenizer import Tokenizer
+from replaymill.trainer.config import TrainConfig
+from replaymill.trainer.packing import pack_documents
+from replaymill.trainer.sources import held_out_shard_documents, is_shard_set, load_documents
+from replaymill.trainer.tokenizer import Tokenizer
 
 
 def _documents(spec: str, held_out: float | None, max_chars: int) -> list[str]:
     """Texts of `spec`: all of it for an explicit eval set (`held_out` None), else its held-out part."""
     fraction = 1.0 if held_out is None else held_out
     if is_shard_set(spec):
-        from shards.reader import ShardSet
+        from replaymill.shards.reader import ShardSet
 
         docs = held_out_shard_documents(ShardSet.open(spec), fraction, max_chars)
     else:

@@ -17,14 +17,14 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from trainer.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from trainer.config import RESUME_INVARIANT_KEYS, TrainConfig
-from trainer.data import make_mixer_factory
-from trainer.distributed import DistContext, init_distributed, shutdown_distributed
-from trainer.evaluate import build_eval_sets, evaluate
-from trainer.mixer import MixedBatches, replay_tokens_per_batch
-from trainer.model import add_lora, build_model, count_parameters, save_final
-from trainer.tokenizer import load_tokenizer
+from replaymill.trainer.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from replaymill.trainer.config import RESUME_INVARIANT_KEYS, TrainConfig
+from replaymill.trainer.data import make_mixer_factory
+from replaymill.trainer.distributed import DistContext, init_distributed, shutdown_distributed
+from replaymill.trainer.evaluate import build_eval_sets, evaluate
+from replaymill.trainer.mixer import MixedBatches, replay_tokens_per_batch
+from replaymill.trainer.model import add_lora, build_model, count_parameters, save_final
+from replaymill.trainer.tokenizer import load_tokenizer
 
 LOG_NAME = "log.jsonl"
 
@@ -200,7 +200,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     if ctx.is_main:
         save_final(model, tokenizer, out / "final")
         if cfg.plot:
-            from trainer.plot import plot_log
+            from replaymill.trainer.plot import plot_log
 
             plot_log(out / LOG_NAME, out / "curves.png")
     ctx.barrier()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from trainer.packing import TokenStream
+from replaymill.trainer.packing import TokenStream
 
 
 def replay_tokens_per_batch(ratio: float, batch_size: int, seq_len: int) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedModel
 
-from trainer.tokenizer import Tokenizer
+from replaymill.trainer.tokenizer import Tokenizer
 
 # Small enough to train on a CPU in seconds; sizes are overridable with `model_overrides`.
 PRESETS: dict[str, tuple[type, dict[str, Any]]] = {

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.sources import DocSource
-from trainer.tokenizer import Tokenizer
+from replaymill.trainer.sources import DocSource
+from replaymill.trainer.tokenizer import Tokenizer
 
 
 class TokenStream:

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
-from schemas.manifest import MANIFEST_NAME
+from replaymill.schemas.manifest import MANIFEST_NAME
 
 
 class DocSource(Protocol):

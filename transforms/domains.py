@@ -11,7 +11,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from schemas.domains import CODE_EXTENSIONS, LABEL_TO_DOMAIN, LABEL_WORDS, URL_RULES
+from replaymill.schemas.domains import CODE_EXTENSIONS, LABEL_TO_DOMAIN, LABEL_WORDS, URL_RULES
 
 _LABEL_SPLIT = re.compile(r"[-_./\s]+")
 _HOST_SPLIT = re.compile(r"[.\-]")

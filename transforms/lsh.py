@@ -16,7 +16,7 @@ import struct
 
 import numpy as np
 
-from transforms.minhash import U64, fmix64
+from replaymill.transforms.minhash import U64, fmix64
 
 _BAND_SEED = U64(0x243F6A8885A308D3)  # digits of pi: any fixed odd constant works
 _BAND_MUL = U64(0x9E3779B97F4A7C15)

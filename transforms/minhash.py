@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transforms.normalize import normalize_for_dedup, words
+from replaymill.transforms.normalize import normalize_for_dedup, words
 
 U64 = np.uint64
 EMPTY_VALUE = U64(0xFFFFFFFFFFFFFFFF)

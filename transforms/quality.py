@@ -35,7 +35,7 @@ from collections import Counter
 import numpy as np
 import regex
 
-from schemas.filters import (
+from replaymill.schemas.filters import (
     C4Rules,
     FineWebRules,
     GopherQualityRules,
@@ -43,7 +43,7 @@ from schemas.filters import (
     QualityConfig,
     Rule,
 )
-from schemas.signals import SIGNAL_NAMES
+from replaymill.schemas.signals import SIGNAL_NAMES
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})  # Gopher's list
 BULLETS = ("•", "‣", "⁃", "◦", "●", "○", "▪", "▫", "■", "□", "∙", "-", "*")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Iterator, NamedTuple
 
-from schemas.document import new_document
+from replaymill.schemas.document import new_document
 
 STAGE = "read"
 SAMPLE_CHARS = 200

@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 
-from pipeline.errors import UsageError
+from replaymill.pipeline.cli.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def apply_overrides(recipe, args: argparse.Namespace):
     """Flags win over the recipe; returns a validated copy."""
-    from schemas.recipe import Recipe
+    from replaymill.schemas.recipe import Recipe
 
     data = recipe.model_dump()
     if args.max_shard_mb is not None:
@@ -111,9 +111,9 @@ def check_output_writable(output: str) -> None:
 
 def preflight(args: argparse.Namespace):
     """Recipe and output checked before anything runs (inputs by `check_inputs`); raises UsageError."""
-    from pipeline.sink import OutputExistsError, prepare_output
+    from replaymill.pipeline.sink import OutputExistsError, prepare_output
     from pydantic import ValidationError
-    from schemas.recipe import resolve_recipe
+    from replaymill.schemas.recipe import resolve_recipe
 
     try:
         recipe = apply_overrides(resolve_recipe(args.recipe), args)
@@ -134,7 +134,7 @@ def preflight(args: argparse.Namespace):
 
 def check_inputs(patterns: list[str]) -> None:
     """Every pattern must match something; the readers' own message names the one that does not."""
-    from pipeline.sources import expand_inputs
+    from replaymill.pipeline.sources import expand_inputs
 
     try:
         expand_inputs(patterns)
@@ -144,12 +144,12 @@ def check_inputs(patterns: list[str]) -> None:
 
 # The local runner relays each worker log line as `Worker: severity: ... message: "..." ...`.
 def run(args: argparse.Namespace) -> int:
-    from pipeline.logs import configure_logging
+    from replaymill.pipeline.cli.logs import configure_logging
 
     configure_logging()
     demo_dir = None
     try:
-        from pipeline.options import LOCAL_RUNNERS, command_options
+        from replaymill.pipeline.options import LOCAL_RUNNERS, command_options
 
         options = command_options(args)
         if args.input:
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("the demo corpus is local; give --input when using a remote runner")
         recipe = preflight(args)
         if not args.input:
-            from pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
+            from replaymill.pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
 
             demo_dir = tempfile.mkdtemp(prefix="replaymill-demo-")
             mb = args.demo_mb or DEFAULT_MB
@@ -174,9 +174,9 @@ def run_build(args: argparse.Namespace, recipe, options) -> int:
     """Run the pipeline, then print the funnel table from the manifest it wrote."""
     import apache_beam as beam
 
-    from pipeline.build import build
-    from pipeline.funnel import render_funnel
-    from shards.io import read_manifest
+    from replaymill.pipeline.build import build
+    from replaymill.pipeline.funnel import render_funnel
+    from replaymill.shards.io import read_manifest
 
     log.info("recipe %s; %d input pattern(s) -> %s; runner %s", recipe.name, len(args.input), args.output, args.runner)
     start = time.perf_counter()

@@ -55,14 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from trainer.config import load_config
+    from replaymill.trainer.config import load_config
 
     overrides = {name: getattr(args, name) for name in (*_FLAGS, "resume", "lora", "plot")}
     try:
         cfg = load_config(args.config, overrides)
     except ValidationError as e:
         raise SystemExit(f"replaymill train: invalid configuration:\n{e}") from None
-    from trainer.loop import train  # torch and transformers only once the config is known to be valid
+    from replaymill.trainer.loop import train  # torch and transformers only once the config is known to be valid
 
     result = train(cfg)
     if result.get("eval"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipeline.errors import UsageError
+from replaymill.pipeline.cli.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -64,17 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import apache_beam as beam
 
-    from pipeline.logs import configure_logging
+    from replaymill.pipeline.cli.logs import configure_logging
 
     configure_logging()
 
-    from pipeline.options import command_options
-    from pipeline.sample import plan_target, read_reference_texts, sample_reference, sample_target
-    from pipeline.sink import OutputExistsError, prepare_output
-    from schemas.mixtures import resolve_target
-    from shards.io import read_manifest
-    from shards.reader import ShardSet
-    from shards.sampler import ShortDomainError
+    from replaymill.pipeline.options import command_options
+    from replaymill.pipeline.sample import plan_target, read_reference_texts, sample_reference, sample_target
+    from replaymill.pipeline.sink import OutputExistsError, prepare_output
+    from replaymill.schemas.mixtures import resolve_target
+    from replaymill.shards.io import read_manifest
+    from replaymill.shards.reader import ShardSet
+    from replaymill.shards.sampler import ShortDomainError
 
     options = command_options(args)
     budget = args.tokens if args.tokens is not None else args.docs

@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 
-from pipeline.errors import UsageError
+from replaymill.pipeline.cli.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -76,9 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _preflight(args: argparse.Namespace):
     """Split paths into shard sets and raw patterns; load target, gates and evaluation index."""
-    from audit.contamination import DEFAULT_MIN_JACCARD, EvalIndex, read_eval_file
-    from audit.gates import GateError, parse_gates
-    from audit.shardset import is_shard_set
+    from replaymill.audit.contamination import DEFAULT_MIN_JACCARD, EvalIndex, read_eval_file
+    from replaymill.audit.gates import GateError, parse_gates
+    from replaymill.audit.shardset import is_shard_set
 
     shard_sets = [p for p in args.paths if is_shard_set(p)]
     raw = [p for p in args.paths if p not in shard_sets]
@@ -92,7 +92,7 @@ def _preflight(args: argparse.Namespace):
             raise UsageError(str(e))
     target = None
     if args.target:
-        from audit.compare import load_target
+        from replaymill.audit.compare import load_target
 
         try:
             target = load_target(args.target)
@@ -114,7 +114,7 @@ def _preflight(args: argparse.Namespace):
 
 def _expand(patterns: list[str]) -> list[str]:
     """Files matched by `patterns` (any Beam filesystem); a pattern matching nothing is a UsageError."""
-    from pipeline.sources import expand_inputs
+    from replaymill.pipeline.sources import expand_inputs
 
     try:
         return expand_inputs(patterns)
@@ -126,7 +126,7 @@ def _audit_raw(args: argparse.Namespace, options, raw: list[str], index, identit
     """Run the Beam audit over raw patterns; returns (stats, contamination tally)."""
     from apache_beam.io.filesystems import FileSystems
 
-    from pipeline.audit import read_result, run_audit
+    from replaymill.pipeline.audit import read_result, run_audit
 
     local_tmp = None if args.work_dir else tempfile.mkdtemp(prefix="replaymill-audit-")
     result = FileSystems.join(args.work_dir or local_tmp, f"audit-{uuid.uuid4().hex}.json")
@@ -142,21 +142,21 @@ def _audit_raw(args: argparse.Namespace, options, raw: list[str], index, identit
 
 def run(args: argparse.Namespace) -> int:
     # Beam logs every type-hint conversion at INFO: only replaymill's own progress is shown at INFO.
-    from pipeline.logs import configure_logging
+    from replaymill.pipeline.cli.logs import configure_logging
 
     configure_logging()
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
-    from pipeline.options import command_options
+    from replaymill.pipeline.options import command_options
 
     options = command_options(args)
     shard_sets, raw, target, gates, index = _preflight(args)
 
-    from audit.compare import amounts_by_key, compare_to_target
-    from audit.gates import GateError, apply_gates
-    from audit.render import render_terminal, render_html, to_json
-    from audit.report import build_report
-    from audit.shardset import audit_shard_sets
-    from audit.stats import AuditStats
+    from replaymill.audit.compare import amounts_by_key, compare_to_target
+    from replaymill.audit.gates import GateError, apply_gates
+    from replaymill.audit.render import render_terminal, render_html, to_json
+    from replaymill.audit.report import build_report
+    from replaymill.audit.shardset import audit_shard_sets
+    from replaymill.audit.stats import AuditStats
 
     start = time.perf_counter()
     # one text identity for the whole run: sketches of different identities cannot merge

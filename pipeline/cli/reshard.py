@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.errors import UsageError
+from replaymill.pipeline.cli.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -58,8 +58,8 @@ def clear_output(output: str, overwrite: bool) -> None:
     """Refuse to mix with an earlier reshard unless `overwrite`; then remove its parts and summary."""
     from apache_beam.io.filesystems import FileSystems
 
-    from pipeline.reshard import PART_PREFIX, SUMMARY_NAME
-    from shards.io import join
+    from replaymill.pipeline.reshard import PART_PREFIX, SUMMARY_NAME
+    from replaymill.shards.io import join
 
     old = [m.path for r in FileSystems.match([join(output, f"{PART_PREFIX}-*"), join(output, SUMMARY_NAME)])
            for m in r.metadata_list]
@@ -73,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
-    from pipeline.options import command_options
-    from pipeline.reshard import Reshard, parts_for
-    from pipeline.sources import match_inputs
+    from replaymill.pipeline.options import command_options
+    from replaymill.pipeline.reshard import Reshard, parts_for
+    from replaymill.pipeline.sources import match_inputs
 
-    from pipeline.logs import configure_logging
+    from replaymill.pipeline.cli.logs import configure_logging
 
     configure_logging()
     options = command_options(args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.errors import UsageError
+from replaymill.pipeline.cli.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from schemas.dedup import NearDedupConfig
-    from transforms.lsh import format_scurve
+    from replaymill.schemas.dedup import NearDedupConfig
+    from replaymill.transforms.lsh import format_scurve
 
     if not 0.0 < args.step <= 0.5:
         raise UsageError("--step must be in (0, 0.5]")

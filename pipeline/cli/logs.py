@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-from pipeline.options import PROGRESS_LOGGERS
+from replaymill.pipeline.options import PROGRESS_LOGGERS
 
 WORKER_RELAY = "apache_beam.runners.portability.local_job_service"
 _RELAYED = re.compile(r'severity: (\w+).*?message: "((?:[^"\\]|\\.)*)".*?log_location: "([^"]*)"')

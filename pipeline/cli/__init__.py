@@ -1,4 +1,4 @@
-"""The `replaymill` command: one subcommand per job, each registered by its own module.
+"""The command-line room: the `replaymill` command, one module per subcommand, one error path.
 
 Each module in SUBCOMMANDS exposes `register(subparsers)`, which adds its parser and sets
 `func(args) -> int`. Heavy imports (Beam, torch) happen inside `func`, so `--help` is instant.
@@ -9,15 +9,15 @@ import argparse
 import importlib
 import sys
 
-from pipeline.errors import UsageError
+from replaymill.pipeline.cli.errors import UsageError
 
-SUBCOMMANDS: tuple[str, ...] = (
-    "pipeline.build_cmd",
-    "pipeline.lsh_cmd",
-    "pipeline.audit_cmd",
-    "trainer.train_cmd",
-    "pipeline.reshard_cmd",
-    "pipeline.sample_cmd",
+SUBCOMMANDS: tuple[str, ...] = (  # workflow order, as `--help` lists them
+    "replaymill.pipeline.cli.build",
+    "replaymill.pipeline.cli.reshard",
+    "replaymill.pipeline.cli.sample",
+    "replaymill.pipeline.cli.train",
+    "replaymill.pipeline.cli.audit",
+    "replaymill.pipeline.cli.lsh_curve",
 )
 
 
@@ -40,7 +40,3 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"replaymill {args.command}: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,50 @@
+"""replaymill: replay corpora from open pre-training data (build, sample, train with replay, audit).
+
+The public API. Names resolve lazily, so `import replaymill` costs nothing until a name is used
+(Beam, pyarrow and torch load only with the part that needs them):
+
+    import replaymill
+    shards = replaymill.ShardSet.open("out/en")        # a verified, finished shard set
+    print(shards.manifest.total)
+
+Installed, the repository's folders are the subpackages `replaymill.pipeline` (Beam stages and the
+command line), `replaymill.transforms` (pure functions), `replaymill.schemas` (data contracts),
+`replaymill.shards`, `replaymill.audit`, `replaymill.trainer` and `replaymill.deploy`.
+"""
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from typing import Any
+
+try:
+    __version__ = metadata.version("replaymill")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+# public name -> "module:attribute"
+_API: dict[str, str] = {
+    "ShardSet": "replaymill.shards.reader:ShardSet",
+    "CorruptShardError": "replaymill.shards.io:CorruptShardError",
+    "read_manifest": "replaymill.shards.io:read_manifest",
+    "Manifest": "replaymill.schemas.manifest:Manifest",
+    "Recipe": "replaymill.schemas.recipe:Recipe",
+    "resolve_recipe": "replaymill.schemas.recipe:resolve_recipe",
+    "ReplaySampler": "replaymill.shards.sampler:ReplaySampler",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _API[name].split(":")
+    except KeyError:
+        raise AttributeError(f"module 'replaymill' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
