@@ -1,9 +1,10 @@
-# Two entry points: `make demo` (set up, then build the demo corpus) and `make test` (set up, then run the tests).
+# Two entry points: `make demo` (set up, then build the demo corpus) and `make test` (set up, then run the tests);
+# `make lint` runs ruff (configured in pyproject.toml), as CI does.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 $(BIN)/replaymill: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +20,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	$(BIN)/python bench/build_throughput.py

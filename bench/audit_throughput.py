@@ -183,7 +183,7 @@ def in_process_costs(records: list[dict], batch: int = 256) -> None:
                         ("audit, distinct exact texts", PartialSpec(text_identity="exact")),
                         ("audit, distinct normalized texts", PartialSpec(text_identity="normalized"))):
         fn = AccumulateBatch(spec, None)
-        ms = best(lambda: [next(iter(fn.process(tagged[i:i + batch]))) for i in range(0, len(tagged), batch)])
+        ms = best(lambda fn=fn: [next(iter(fn.process(tagged[i:i + batch]))) for i in range(0, len(tagged), batch)])
         print(f"{label:<34} {ms:>8.3f} {ms / base_ms:>10.2f}")
 
 

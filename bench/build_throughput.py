@@ -189,7 +189,7 @@ def plain_build(paths: list[str], out: Path, recipe) -> tuple[float, dict[str, f
         edges = [e for members in buckets.values() if len(members) > 1 for e in star_edges(members)]
         roots = union_find_components(edges)
         sizes: dict = defaultdict(int)
-        for node, root in roots.items():
+        for root in roots.values():
             sizes[root] += 1
         n_before = len(docs)
         docs = [{**d, "dup_near_count": sizes.get(node_key(d), 1)} for d in docs if roots.get(node_key(d), node_key(d)) == node_key(d)]

@@ -46,7 +46,8 @@ def main() -> None:
         x = np.array([[tokens.token_features(t)[n] for n in names] for t in texts], dtype=float)
         y = np.array([len(enc.encode(t)) for t in texts], dtype=float)
         texts, x, y = [t for t, n in zip(texts, y) if n > 0], x[y > 0], y[y > 0]
-        fit_x.append(x[0::2]); fit_y.append(y[0::2])
+        fit_x.append(x[0::2])
+        fit_y.append(y[0::2])
         held[kind] = (texts[1::2], y[1::2])
     x, y = np.concatenate(fit_x), np.concatenate(fit_y)
     # Non-negative least squares by projected coordinate descent on relative error (rows scaled by 1/y).
@@ -69,8 +70,14 @@ def main() -> None:
         print(f"| {kind} | {len(texts)} | {np.median(np.abs(est / y - 1)):.3f} | {np.median(np.abs(b4 / y - 1)):.3f} "
               f"| {est.sum() / y.sum():.3f} | {b4.sum() / y.sum():.3f} |")
     all_texts = [t for texts in kinds.values() for t in texts]
-    t0 = time.perf_counter(); [enc.encode(t) for t in all_texts]; t_bpe = time.perf_counter() - t0
-    t0 = time.perf_counter(); [tokens.estimate_tokens(t) for t in all_texts]; t_est = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for t in all_texts:
+        enc.encode(t)
+    t_bpe = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for t in all_texts:
+        tokens.estimate_tokens(t)
+    t_est = time.perf_counter() - t0
     mb = sum(len(t.encode("utf-8")) for t in all_texts) / 1e6
     print(f"\nspeed: estimate {mb / t_est:.1f} MB/s, cl100k_base BPE {mb / t_bpe:.1f} MB/s, ratio {t_bpe / t_est:.1f}x")
 

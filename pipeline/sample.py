@@ -259,7 +259,7 @@ class _ReadPicked(beam.DoFn):
         info, items = element
         table = _load_table(self.root, info)
         docs = table.take(pa.array([row for row, *_ in items], type=pa.int64())).to_pylist()
-        for (row, pos, epoch, rel), doc in zip(items, docs):
+        for (_row, pos, epoch, rel), doc in zip(items, docs):
             if epoch:
                 doc["id"] = f"{doc['id']}#r{epoch}"
             yield rel, (pos, doc)

@@ -89,7 +89,7 @@ def _preflight(args: argparse.Namespace):
         try:
             gates = parse_gates(args.fail_if)
         except GateError as e:
-            raise UsageError(str(e))
+            raise UsageError(str(e)) from None
     target = None
     if args.target:
         from replaymill.audit.compare import load_target
@@ -97,7 +97,7 @@ def _preflight(args: argparse.Namespace):
         try:
             target = load_target(args.target)
         except (FileNotFoundError, ValueError) as e:
-            raise UsageError(f"--target: {str(e).splitlines()[0]}")
+            raise UsageError(f"--target: {str(e).splitlines()[0]}") from None
     index = None
     if args.contamination:
         docs = []
@@ -105,7 +105,7 @@ def _preflight(args: argparse.Namespace):
             for path in _expand(args.contamination):
                 docs += read_eval_file(path)
         except ValueError as e:
-            raise UsageError(f"--contamination: {str(e).splitlines()[0]}")
+            raise UsageError(f"--contamination: {str(e).splitlines()[0]}") from None
         if not docs:
             raise UsageError("--contamination: the evaluation files hold no text")
         index = EvalIndex.build(docs, min_jaccard=args.min_jaccard or DEFAULT_MIN_JACCARD)
@@ -119,7 +119,7 @@ def _expand(patterns: list[str]) -> list[str]:
     try:
         return expand_inputs(patterns)
     except FileNotFoundError as e:
-        raise UsageError(str(e).splitlines()[0])
+        raise UsageError(str(e).splitlines()[0]) from None
 
 
 def _audit_raw(args: argparse.Namespace, options, raw: list[str], index, identity: str):

@@ -106,7 +106,7 @@ def check_output_writable(output: str) -> None:
             f.write(b"ok")
         FileSystems.delete([probe])
     except Exception as e:  # any filesystem's error means the same thing to the user
-        raise UsageError(f"cannot write to output {output}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise UsageError(f"cannot write to output {output}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 def preflight(args: argparse.Namespace):
@@ -118,15 +118,15 @@ def preflight(args: argparse.Namespace):
     try:
         recipe = apply_overrides(resolve_recipe(args.recipe), args)
     except FileNotFoundError as e:
-        raise UsageError(str(e))
+        raise UsageError(str(e)) from None
     except ValidationError as e:
         first = e.errors()[0]
-        raise UsageError(f"invalid recipe {args.recipe}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        raise UsageError(f"invalid recipe {args.recipe}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     check_output_writable(args.output)
     try:
         removed = prepare_output(args.output, args.overwrite)
     except OutputExistsError as e:
-        raise UsageError(str(e))
+        raise UsageError(str(e)) from None
     if removed:
         log.info("removed %d files of an earlier unfinished run in %s", len(removed), args.output)
     return recipe
@@ -139,7 +139,7 @@ def check_inputs(patterns: list[str]) -> None:
     try:
         expand_inputs(patterns)
     except FileNotFoundError as e:
-        raise UsageError(str(e).splitlines()[0])
+        raise UsageError(str(e).splitlines()[0]) from None
 
 
 # The local runner relays each worker log line as `Worker: severity: ... message: "..." ...`.

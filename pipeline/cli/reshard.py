@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         specs = match_inputs(args.input)
     except FileNotFoundError as e:
-        raise UsageError(str(e).splitlines()[0])
+        raise UsageError(str(e).splitlines()[0]) from None
     if args.parts is not None and args.parts < 1:
         raise UsageError("--parts must be at least 1")
     num_parts = args.parts or parts_for(sum(s.size for s in specs), int(args.part_mb * 1024 * 1024))

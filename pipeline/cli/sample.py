@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             reference = read_reference_texts(args.reference)
         prepare_output(args.output, args.overwrite)
     except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError) as e:
-        raise UsageError(str(e).splitlines()[0] if str(e) else repr(e))
+        raise UsageError(str(e).splitlines()[0] if str(e) else repr(e)) from None
 
     with beam.Pipeline(options=options) as p:
         if args.target:
