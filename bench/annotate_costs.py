@@ -1,9 +1,9 @@
 """Where annotation time goes: each transform of the Annotate stage timed over the same real pages.
 
-    python -m bench.annotate_costs [--repeat N]
+    python -m bench.annotate_costs [--data DIR] [--repeat N]
 
 Runs language ID (one batch), quality signals, quality score, domain tagging and the token
-estimate over every document of ../shared/data/dolma-cc, and prints per-document cost, MB/s and
+estimate over every document of DIR's JSONL files (default ../shared/data/dolma-cc), and prints per-document cost, MB/s and
 each part's share of the total, plus the ratio against the cheapest baseline measured in the same
 run (normalize_for_dedup, the exact-dedup key's cost).
 """
@@ -25,9 +25,9 @@ from replaymill.transforms.tokens import estimate_tokens
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dolma-cc"
 
 
-def load() -> list[dict]:
+def load(data: Path) -> list[dict]:
     docs = []
-    for path in sorted(DATA.glob("*.json*.gz")):
+    for path in sorted(data.glob("*.json*.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             for line in f:
                 r = json.loads(line)
@@ -39,9 +39,10 @@ def load() -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of gzipped JSONL documents (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the data (best pass is reported)")
     args = parser.parse_args()
-    docs = load()
+    docs = load(args.data)
     texts = [d["text"] for d in docs]
     lid = LanguageIdentifier()
     lid.load()

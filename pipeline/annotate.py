@@ -82,7 +82,7 @@ class AnnotateBatchFn(beam.DoFn):
         if reason is not None:
             return reason
         text = doc["text"]
-        signals = compute_signals(text)
+        signals = compute_signals(text, lang)
         failed = check_rules(signals, self.quality)
         if failed is not None:
             rule_set, signal = failed.split(":", 1)

@@ -14,8 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from replaymill.schemas.signals import SIGNAL_NAMES
+from replaymill.transforms.quality.registry import SIGNAL_NAMES
 
+# Checked on read (shards.io.check_schema_version). Bump it when a column is removed, renamed or
+# changes meaning; new `signals` fields (a new quality rule set) are additive: readers select by name.
 SCHEMA_VERSION = "1"
 SCHEMA_VERSION_KEY = b"replaymill.schema_version"
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from replaymill.schemas.document import DOC_SCHEMA
+from replaymill.schemas.document import DOC_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from replaymill.schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo
 
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -23,6 +23,30 @@ IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 class CorruptShardError(RuntimeError):
     """A shard whose bytes do not match the manifest's checksum or size."""
+
+
+class SchemaVersionError(ValueError):
+    """A shard set or shard written with another document schema version than this replaymill reads."""
+
+
+def check_schema_version(version: str | None, where: str) -> None:
+    """Raise SchemaVersionError unless `version` is SCHEMA_VERSION.
+
+    Columns are read by name, so a set built before a quality rule set was added (fewer `signals`
+    fields) is the same version; SCHEMA_VERSION changes only when a column is removed, renamed or
+    changes meaning, and then reading on would give wrong data silently.
+    """
+    if version != SCHEMA_VERSION:
+        found = f"schema version {version}" if version else "no replaymill schema version"
+        raise SchemaVersionError(
+            f"{where}: {found}, this replaymill reads version {SCHEMA_VERSION}; "
+            "rebuild it with this version or read it with the replaymill that wrote it")
+
+
+def check_file_schema(schema: pa.Schema, where: str) -> None:
+    """The version stored in one shard file's Arrow schema metadata, checked."""
+    raw = (schema.metadata or {}).get(SCHEMA_VERSION_KEY)
+    check_schema_version(raw.decode("utf-8", "replace") if raw is not None else None, where)
 
 
 def join(root: str, *parts: str) -> str:
@@ -73,12 +97,15 @@ def write_manifest(root: str, manifest: Manifest) -> None:
 
 
 def read_manifest(root: str) -> Manifest:
-    """Load and validate `root/_manifest.json`; a missing manifest means an incomplete or foreign set."""
+    """Load and validate `root/_manifest.json`; a missing manifest means an incomplete or foreign set,
+    another schema version a SchemaVersionError."""
     path = join(root, MANIFEST_NAME)
     if not FileSystems.exists(path):
         raise FileNotFoundError(f"no {MANIFEST_NAME} in {root}: not a finished replaymill shard set")
     with FileSystems.open(path) as f:
-        return Manifest.model_validate_json(f.read())
+        manifest = Manifest.model_validate_json(f.read())
+    check_schema_version(manifest.schema_version, f"shard set {root}")
+    return manifest
 
 
 def read_shard_bytes(root: str, info: ShardInfo, verify: bool = True) -> bytes:
@@ -94,9 +121,10 @@ def read_shard_bytes(root: str, info: ShardInfo, verify: bool = True) -> bytes:
     return data
 
 
-def iter_batches(data: bytes, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Record batches of one shard's bytes, optionally projected to `columns`."""
+def iter_batches(data: bytes, columns: list[str] | None = None, where: str = "shard") -> Iterator[pa.RecordBatch]:
+    """Record batches of one shard's bytes (its schema version checked), optionally projected to `columns`."""
     reader = pa.ipc.open_file(pa.BufferReader(data))
+    check_file_schema(reader.schema, where)
     for i in range(reader.num_record_batches):
         batch = reader.get_batch(i)
         yield batch.select(columns) if columns else batch

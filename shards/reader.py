@@ -17,9 +17,17 @@ from apache_beam.io.filesystems import FileSystems
 
 from replaymill.schemas.document import COLUMN_NAMES, DOC_SCHEMA
 from replaymill.schemas.manifest import Manifest, ShardInfo
-from replaymill.shards.io import CorruptShardError, iter_batches, join, read_manifest, read_shard_bytes
+from replaymill.shards.io import (
+    CorruptShardError,
+    SchemaVersionError,
+    check_file_schema,
+    iter_batches,
+    join,
+    read_manifest,
+    read_shard_bytes,
+)
 
-__all__ = ["ShardSet", "CorruptShardError", "reader_slot"]
+__all__ = ["ShardSet", "CorruptShardError", "SchemaVersionError", "reader_slot"]
 
 
 def reader_slot(rank: int, world_size: int, worker: int, num_workers: int) -> tuple[int, int]:
@@ -56,7 +64,8 @@ class ShardSet:
 
     @classmethod
     def open(cls, root: str, verify: bool = True, cache_shards: int = 8) -> "ShardSet":
-        """Open the set at `root` (local, gs://, s3://); raises FileNotFoundError without a manifest."""
+        """Open the set at `root` (local, gs://, s3://); raises FileNotFoundError without a manifest and
+        SchemaVersionError for a set of another schema version."""
         return cls(str(root), read_manifest(str(root)), verify=verify, cache_shards=cache_shards)
 
     def __repr__(self) -> str:
@@ -91,7 +100,9 @@ class ShardSet:
         if table is not None:
             self._cache.move_to_end(key)
             return table
-        table = pa.ipc.open_file(pa.BufferReader(self._bytes(info))).read_all()
+        reader = pa.ipc.open_file(pa.BufferReader(self._bytes(info)))
+        check_file_schema(reader.schema, info.path)
+        table = reader.read_all()
         if columns:
             table = table.select(columns)
         if table.num_rows != info.rows:
@@ -114,7 +125,9 @@ class ShardSet:
         try:
             with FileSystems.open(join(self.root, info.path)) as f:
                 options = pa.ipc.IpcReadOptions(included_fields=fields)
-                table = pa.ipc.open_file(pa.PythonFile(f, mode="r"), options=options).read_all()
+                reader = pa.ipc.open_file(pa.PythonFile(f, mode="r"), options=options)
+                check_file_schema(reader.schema, info.path)
+                table = reader.read_all()
         except (pa.ArrowInvalid, OSError) as e:
             raise CorruptShardError(f"{info.path}: not a readable Arrow IPC file ({e})") from None
         table = table.select(columns)  # included_fields keeps schema order
@@ -156,7 +169,7 @@ class ShardSet:
         self._check_columns(columns)
         for info in self.shards_for_reader(shards, rank, world_size, worker, num_workers):
             rows = 0
-            for batch in iter_batches(self._bytes(info), columns):
+            for batch in iter_batches(self._bytes(info), columns, where=info.path):
                 rows += batch.num_rows
                 yield from batch.to_pylist()
             if rows != info.rows:

@@ -15,8 +15,7 @@ from replaymill.pipeline.options import make_options
 from replaymill.schemas.domains import DOMAINS
 from replaymill.schemas.document import new_document, to_record_batch
 from replaymill.schemas.recipe import Recipe
-from replaymill.schemas.signals import SIGNAL_NAMES
-from replaymill.transforms.quality import check_rules, compute_signals
+from replaymill.transforms.quality import SIGNAL_NAMES, check_rules, compute_signals
 
 N_DOCS = 120
 RECIPE = Recipe.model_validate({
@@ -110,10 +109,10 @@ def test_an_exception_on_one_document_dead_letters_it(shared_data, monkeypatch):
     victim = next(d for d in docs if len(d["text"]) > 2000)
     real = annotate_module.compute_signals
 
-    def flaky(text: str) -> dict:
+    def flaky(text: str, lang: str | None = None) -> dict:
         if text == victim["text"]:
             raise RuntimeError("boom")
-        return real(text)
+        return real(text, lang)
 
     monkeypatch.setattr(annotate_module, "compute_signals", flaky)
     fn = AnnotateBatchFn(Recipe.model_validate({"quality": {"min_chars": 1}}))

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replaymill.schemas.filters import QualityConfig, Rule
-from replaymill.schemas.signals import SIGNAL_NAMES
-from replaymill.transforms.quality import check_rules, compute_signals, quality_score, rule_score
+from replaymill.schemas.filters import QualityConfig
+from replaymill.transforms.quality import SIGNAL_NAMES, Rule, check_rules, compute_signals, quality_score, rule_score
 
 ALL_RULES = QualityConfig.model_validate(
     {"gopher_quality": True, "gopher_repetition": True, "c4": True, "fineweb": True})

@@ -79,9 +79,15 @@ def _preflight(args: argparse.Namespace):
     from replaymill.audit.contamination import DEFAULT_MIN_JACCARD, EvalIndex, read_eval_file
     from replaymill.audit.gates import GateError, parse_gates
     from replaymill.audit.shardset import is_shard_set
+    from replaymill.shards.io import read_manifest
 
     shard_sets = [p for p in args.paths if is_shard_set(p)]
     raw = [p for p in args.paths if p not in shard_sets]
+    for path in shard_sets:
+        try:
+            read_manifest(path)  # a manifest that does not parse, or another schema version
+        except ValueError as e:
+            raise UsageError(str(e).splitlines()[0]) from None
     if raw:
         _expand(raw)
     gates = None
