@@ -14,6 +14,7 @@ from replaymill.pipeline.cli.errors import UsageError
 SUBCOMMANDS: tuple[str, ...] = (  # workflow order, as `--help` lists them
     "replaymill.pipeline.cli.build",
     "replaymill.pipeline.cli.reshard",
+    "replaymill.pipeline.cli.probe",
     "replaymill.pipeline.cli.sample",
     "replaymill.pipeline.cli.train",
     "replaymill.pipeline.cli.audit",
