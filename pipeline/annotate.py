@@ -5,7 +5,7 @@
 cost is paid once per batch; the fastText model is loaded once per worker in `setup()`. Every
 document leaves either on `kept` with lang, lang_score, signals, quality, domain, n_tokens and
 n_chars filled, or on `rejects` with a reason, counted by a Beam counter of the same name
-(namespace "annotate"). Each document's result depends only on that document, so the output does
+(namespace "replaymill.rejects"). Each document's result depends only on that document, so the output does
 not depend on batching, worker count or order.
 
 Filters, in order (the first that fails names the reason):
@@ -21,15 +21,15 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 
+from replaymill.pipeline.rejects import REJECTS_TAG, RejectEmitter
 from replaymill.schemas.recipe import Recipe
 from replaymill.transforms.domains import tag_domain
 from replaymill.transforms.langid import LanguageIdentifier
 from replaymill.transforms.quality import check_rules, compute_signals, quality_score
-from replaymill.transforms.records import make_reject
 from replaymill.transforms.tokens import estimate_tokens
 
 STAGE = "annotate"
-REJECTS = "rejects"
+REJECTS = REJECTS_TAG
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
 LANG_NOT_KEPT = "lang_not_kept"
@@ -52,15 +52,7 @@ class AnnotateBatchFn(beam.DoFn):
 
     def setup(self) -> None:
         self._identifier.load()
-        self._counters: dict[str, Any] = {}
-
-    def _reject(self, doc: dict[str, Any], reason: str, detail: str) -> beam.pvalue.TaggedOutput:
-        if reason not in self._counters:
-            self._counters[reason] = beam.metrics.Metrics.counter(STAGE, reason)
-        self._counters[reason].inc()
-        return beam.pvalue.TaggedOutput(REJECTS, make_reject(
-            reason, id=doc.get("id"), source=doc.get("source"), detail=detail,
-            sample=doc.get("text") or "", stage=STAGE))
+        self._rejects = RejectEmitter(STAGE, REJECTS)
 
     def _length_reason(self, n_chars: int) -> tuple[str, str] | None:
         if n_chars < self.quality.min_chars:
@@ -106,16 +98,16 @@ class AnnotateBatchFn(beam.DoFn):
             if reason is None:
                 candidates.append(doc)
             else:
-                yield self._reject(doc, *reason)
+                yield self._rejects.document(doc, *reason)
         predictions = self._identifier.predict_batch([d["text"] for d in candidates])
         for doc, (lang, score) in zip(candidates, predictions):
             try:
                 result = self._finish(doc, lang, score)
             except Exception as e:  # one bad document must not end the run: dead-letter it
-                yield self._reject(doc, ANNOTATE_ERROR, f"{type(e).__name__}: {e}")
+                yield self._rejects.document(doc, ANNOTATE_ERROR, f"{type(e).__name__}: {e}")
                 continue
             if isinstance(result, tuple):
-                yield self._reject(doc, *result)
+                yield self._rejects.document(doc, *result)
             else:
                 yield result
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any, Callable, Hashable, Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam import pvalue
 
+from replaymill.pipeline.rejects import RejectEmitter
 from replaymill.schemas.dedup import ExactDedupConfig
 from replaymill.transforms.normalize import normalize_for_dedup, text_hash
 
@@ -58,21 +58,11 @@ class MinRankCountFn(beam.CombineFn):
         return acc
 
 
-def reject_record(doc: dict[str, Any], matched_id: str, count: int) -> dict[str, Any]:
-    """The dead-letter record of a duplicate that lost to its cluster's representative."""
-    return {
-        "reason": REASON,
-        "stage": STAGE,
-        "id": doc.get("id"),
-        "source": doc.get("source"),
-        "detail": f"exact duplicate of {matched_id} (cluster of {count})",
-        "sample": (doc.get("text") or "")[:200],
-        "matched_id": matched_id,
-    }
-
-
 class _SplitCluster(beam.DoFn):
     """Given one key's documents and its (rank, count), keep the representative and reject the rest."""
+
+    def __init__(self):
+        self._rejects = RejectEmitter(STAGE, REJECTS_TAG)
 
     def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
         _, grouped = element
@@ -83,7 +73,8 @@ class _SplitCluster(beam.DoFn):
                 kept = True
                 yield {**doc, "dup_exact_count": int(count)}
             else:
-                yield pvalue.TaggedOutput(REJECTS_TAG, reject_record(doc, best[0], count))
+                matched = best[0]
+                yield self._rejects.document(doc, REASON, f"exact duplicate of {matched} (cluster of {count})", matched)
 
 
 class ExactDedup(beam.PTransform):

@@ -30,6 +30,7 @@ import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from replaymill.pipeline.rejects import RejectEmitter
 from replaymill.schemas.dedup import NearDedupConfig
 from replaymill.transforms.components import (
     Edge,
@@ -255,7 +256,7 @@ class _ApplyLabelsFn(beam.DoFn):
 
     def __init__(self, detail: str):
         self._detail = detail
-        self._removed = Metrics.counter(NAMESPACE, "near_duplicates_removed")
+        self._rejects = RejectEmitter(STAGE, REJECTS_TAG)
         self._components = Metrics.counter(NAMESPACE, "components")
         self._kept = Metrics.counter(NAMESPACE, "docs_kept")
 
@@ -273,20 +274,8 @@ class _ApplyLabelsFn(beam.DoFn):
                 self._components.inc()
                 yield {**doc, "dup_near_count": size}
                 continue
-            self._removed.inc()
-            text = doc.get("text") if isinstance(doc.get("text"), str) else ""
-            yield pvalue.TaggedOutput(
-                REJECTS_TAG,
-                {
-                    "reason": REASON,
-                    "stage": STAGE,
-                    "id": doc.get("id"),
-                    "source": doc.get("source"),
-                    "detail": f"{self._detail}; same component as {id_of(centre)!r}",
-                    "sample": text[:200],
-                    "matched_id": id_of(centre),
-                },
-            )
+            matched = id_of(centre)
+            yield self._rejects.document(doc, REASON, f"{self._detail}; same component as {matched!r}", matched)
 
 
 class NearDedup(beam.PTransform):

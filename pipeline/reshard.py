@@ -29,8 +29,10 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 
 from replaymill.pipeline.readers import classify, iter_lines, line_is_whole, open_decompressed, open_raw
+from replaymill.pipeline.rejects import RejectEmitter
+from replaymill.schemas.reject import make_reject
 from replaymill.shards.io import join, write_bytes_atomic
-from replaymill.transforms.records import TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, is_blank_line, make_reject
+from replaymill.transforms.records import TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, is_blank_line
 
 SUMMARY_NAME = "_reshard.json"
 PART_PREFIX = "part"
@@ -52,6 +54,7 @@ class _StreamLines(beam.DoFn):
 
     def __init__(self, max_line_bytes: int):
         self.max_line_bytes = max_line_bytes
+        self._rejects = RejectEmitter(STAGE, REJECTS)
 
     def process(self, path: str) -> Iterator[Any]:
         _, codec = classify(path)
@@ -61,7 +64,7 @@ class _StreamLines(beam.DoFn):
                 stream = open_decompressed(raw, codec)
                 for line in iter_lines(stream, self.max_line_bytes):
                     if not line_is_whole(line):
-                        yield beam.pvalue.TaggedOutput(REJECTS, make_reject(
+                        yield self._rejects.emit(make_reject(
                             TOO_LARGE, id=f"{path}@{line.offset}", source=path, stage=STAGE,
                             detail=f"line of {line.size} bytes over {self.max_line_bytes}", sample=line.data[:800]))
                     elif not is_blank_line(line.data):
@@ -71,7 +74,7 @@ class _StreamLines(beam.DoFn):
             # A cut or corrupt stream: the lines before the damage are kept, the damage is reported.
             reason = TRUNCATED_FILE if isinstance(exc, EOFError) else UNREADABLE_FILE
             detail = f"{type(exc).__name__}: {exc} (after {lines} lines)"
-            yield beam.pvalue.TaggedOutput(REJECTS, make_reject(reason, source=path, detail=detail, stage=STAGE))
+            yield self._rejects.emit(make_reject(reason, source=path, detail=detail, stage=STAGE))
 
 
 class _WriteSummary(beam.DoFn):

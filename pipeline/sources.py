@@ -6,7 +6,8 @@ Inputs are matched on the driver (so a missing input fails before the pipeline s
 into work items on workers (a plain JSONL file becomes byte ranges of `range_bytes`, a Parquet file
 runs of row groups, everything else one item per file), spread with a Reshuffle so that one huge
 file is read by many workers, and read by `pipeline.readers` inside a DoFn. Every document read is
-counted (`docs_read`) and every rejected record counted by reason (`rejects_<reason>`).
+counted (`replaymill.read/docs_read`) and every rejected record counted by reason
+(`replaymill.rejects/<reason>`, through `pipeline.rejects`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from replaymill.pipeline.readers import HF_SCHEME, WorkItem, classify, open_raw, read_item, sniff_codec
+from replaymill.pipeline.rejects import RejectEmitter
 
 METRICS_NAMESPACE = "replaymill.read"
 DOCS_TAG = "docs"
@@ -193,7 +195,7 @@ class _ReadItemFn(beam.DoFn):
     def __init__(self, max_record_bytes: int):
         self._max_record_bytes = max_record_bytes
         self._docs_read = Metrics.counter(METRICS_NAMESPACE, "docs_read")
-        self._reject_counters: dict[str, Any] = {}
+        self._rejects = RejectEmitter("read", REJECTS_TAG)
 
     def process(self, item: WorkItem) -> Iterator[Any]:
         docs = rejects = 0
@@ -204,16 +206,9 @@ class _ReadItemFn(beam.DoFn):
                 yield parsed.doc
             else:
                 rejects += 1
-                self._reject_counter(parsed.reject["reason"]).inc()
-                yield beam.pvalue.TaggedOutput(REJECTS_TAG, parsed.reject)
+                yield self._rejects.emit(parsed.reject)
         span = "" if item.end is None else f" [{item.start}, {item.end})"
         log.info("read %s%s: %d docs, %d rejects", item.name, span, docs, rejects)
-
-    def _reject_counter(self, reason: str):
-        counter = self._reject_counters.get(reason)
-        if counter is None:
-            counter = self._reject_counters[reason] = Metrics.counter(METRICS_NAMESPACE, f"rejects_{reason}")
-        return counter
 
 
 class ReadCorpus(beam.PTransform):

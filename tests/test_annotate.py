@@ -51,7 +51,7 @@ def annotated(shared_data, tmp_path_factory):
     result.wait_until_finish()
     counters = {
         c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter().with_namespace("annotate"))["counters"]
+        for c in result.metrics().query(MetricsFilter().with_namespace("replaymill.rejects"))["counters"]
     }
 
     def read(prefix: str) -> list[dict]:

@@ -10,11 +10,14 @@ from pathlib import Path
 import apache_beam as beam
 import pyarrow.dataset as pads
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
 
+from replaymill.pipeline import rejects as reject_metrics
 from replaymill.pipeline.build import build
 from replaymill.pipeline.options import make_options
 from replaymill.schemas.document import DOC_SCHEMA
 from replaymill.schemas.recipe import resolve_recipe
+from replaymill.schemas.reject import REJECT_FIELDS
 from replaymill.shards.io import read_manifest
 
 
@@ -33,9 +36,16 @@ def recipe():
     return r
 
 
+REJECT_COUNTERS: dict[Path, dict[str, int]] = {}  # per build output: Beam counters of the rejects namespace
+
+
 def run_build(patterns: list[str], out: Path, running_mode: str, workers: int) -> Path:
     with beam.Pipeline(options=make_options(workers=workers, running_mode=running_mode)) as p:
         build(p, patterns, str(out), recipe())
+    counters = p.result.metrics().query(MetricsFilter().with_namespace(reject_metrics.NAMESPACE))["counters"]
+    REJECT_COUNTERS[out] = {}
+    for c in counters:
+        REJECT_COUNTERS[out][c.key.metric.name] = REJECT_COUNTERS[out].get(c.key.metric.name, 0) + c.committed
     return out
 
 
@@ -108,6 +118,10 @@ def test_rejects_written_with_reasons(out, manifest):
     for reason, n in manifest.funnel.dropped.items():
         assert sum(r["reason"] == reason for r in rejects) == n
     assert manifest.extra["rejects_files"]
+    # one Reject shape from every stage, and one Beam counter per reason that agrees with the funnel
+    assert all(set(r) == set(REJECT_FIELDS) for r in rejects)
+    assert {r["stage"] for r in rejects} >= {"read", "annotate", "exact_dedup"}
+    assert REJECT_COUNTERS[out] == manifest.funnel.dropped
 
 
 def test_same_output_for_two_workers_and_reversed_input(builds):

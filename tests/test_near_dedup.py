@@ -202,7 +202,8 @@ def test_transitive_chain_is_one_component(default_run):
 
 
 def test_metrics_count_removals(default_run):
-    metrics = default_run["result"].metrics().query(MetricsFilter().with_name("near_duplicates_removed"))
+    metrics = default_run["result"].metrics().query(
+        MetricsFilter().with_namespace("replaymill.rejects").with_name("near_duplicate"))
     assert sum(c.committed for c in metrics["counters"]) == len(default_run["rejects"])
 
 

@@ -481,6 +481,8 @@ def beam_run(shared_data, hostile, tmp_path_factory):
     result.wait_until_finish()
     counters = {c.key.metric.name: c.result
                 for c in result.metrics().query(MetricsFilter().with_namespace("replaymill.read"))["counters"]}
+    counters.update({f"rejects_{c.key.metric.name}": c.result
+                     for c in result.metrics().query(MetricsFilter().with_namespace("replaymill.rejects"))["counters"]})
 
     def load(prefix):
         return [json.loads(line) for f in sorted(glob.glob(str(out / f"{prefix}-*"))) for line in open(f)]

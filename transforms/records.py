@@ -20,9 +20,7 @@ import json
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from replaymill.schemas.document import new_document
-
-STAGE = "read"
-SAMPLE_CHARS = 200
+from replaymill.schemas.reject import Reject, make_reject
 
 # Reject reasons of the read stage (each becomes a Beam counter `rejects_<reason>` and a funnel row).
 MALFORMED_JSON = "malformed_json"        # not JSON, or JSON that is not an object
@@ -50,23 +48,7 @@ class Parsed(NamedTuple):
     """Exactly one of `doc` and `reject` is set."""
 
     doc: dict[str, Any] | None
-    reject: dict[str, Any] | None
-
-
-def make_reject(
-    reason: str,
-    *,
-    id: str | None = None,
-    source: str | None = None,
-    detail: str = "",
-    sample: str | bytes = "",
-    stage: str = STAGE,
-) -> dict[str, Any]:
-    """A dead-letter record in the shape every stage emits (sample cut to 200 characters)."""
-    if isinstance(sample, (bytes, bytearray)):
-        sample = bytes(sample[: SAMPLE_CHARS * 4]).decode("utf-8", errors="replace")
-    sample = sample[:SAMPLE_CHARS].encode("utf-8", errors="replace").decode("utf-8")
-    return {"reason": reason, "stage": stage, "id": id, "source": source, "detail": detail, "sample": sample}
+    reject: Reject | None
 
 
 def detect_shape(record: dict[str, Any]) -> str:

@@ -1,0 +1,61 @@
+"""The one shape of a dropped record: every stage that drops something emits a `Reject`.
+
+A reject is a dead letter, not an error: the run goes on, the reason is counted (a Beam counter
+named after the reason in the `replaymill.rejects` namespace, see `pipeline.rejects`) and summed
+into the manifest's funnel, and with `output.write_rejects` the record itself lands in `_rejects/`.
+Inside Beam it travels as a plain dict (cheap to pickle, JSON as is), typed by `Reject`.
+
+Reasons are unique across stages (`malformed_json`, `too_short`, `gopher_quality:stop_words`,
+`exact_duplicate`, ...), so the reason alone says why; `stage` says where.
+"""
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+SAMPLE_CHARS = 200
+
+
+class Reject(TypedDict):
+    """A dropped record: why (`reason`), where (`stage`), what (`id`, `source`, a text `sample`),
+    a human `detail`, and for duplicates the id of the document that was kept (`matched_id`)."""
+
+    reason: str
+    stage: str
+    id: str | None
+    source: str | None
+    detail: str
+    sample: str
+    matched_id: str | None
+
+
+REJECT_FIELDS: tuple[str, ...] = tuple(Reject.__annotations__)
+
+
+def make_reject(
+    reason: str,
+    *,
+    stage: str = "read",
+    id: str | None = None,
+    source: str | None = None,
+    detail: str = "",
+    sample: str | bytes = "",
+    matched_id: str | None = None,
+) -> Reject:
+    """A Reject with its sample cut to 200 characters (bytes decoded leniently; surrogates replaced).
+
+    `stage` defaults to "read": most rejects are records that never became documents.
+    """
+    if isinstance(sample, (bytes, bytearray)):
+        sample = bytes(sample[: SAMPLE_CHARS * 4]).decode("utf-8", errors="replace")
+    sample = sample[:SAMPLE_CHARS].encode("utf-8", errors="replace").decode("utf-8")
+    return Reject(reason=reason, stage=stage, id=id, source=source, detail=detail, sample=sample,
+                  matched_id=matched_id)
+
+
+def reject_document(
+    doc: dict[str, Any], reason: str, *, stage: str, detail: str = "", matched_id: str | None = None,
+) -> Reject:
+    """The Reject of a document (an in-flight document dict): its id, source and a text sample."""
+    text = doc.get("text")
+    return make_reject(reason, stage=stage, id=doc.get("id"), source=doc.get("source"), detail=detail,
+                       sample=text if isinstance(text, str) else "", matched_id=matched_id)
