@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         probe = Probe(args.model, settings)
     except ProbeError as e:
-        raise UsageError(str(e))
+        raise UsageError(str(e)) from None
     if to_stdout:
         try:
             summary = write_jsonl(probe.samples(), sys.stdout)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             Path(args.output).touch()
         except OSError as e:
-            raise UsageError(f"cannot write {args.output}: {e.strerror or e}")
+            raise UsageError(f"cannot write {args.output}: {e.strerror or e}") from None
         with open(args.output, "w", encoding="utf-8") as out:
             summary = write_jsonl(probe.samples(), out)
     print(f"probe: {summary['samples']} samples, {summary['tokens']:,} tokens ({summary['stopped_at_eos']} ended at EOS, "
