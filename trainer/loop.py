@@ -1,13 +1,20 @@
 """The training loop: mixed micro-batches -> AdamW with warmup + cosine, accumulation, clipping, DDP.
 
-One function, `train(cfg)`, used by the CLI, the replay experiment and the tests, so the code path
-that is benchmarked is the code path users run.
+`train(cfg)` runs one `Trainer`; the CLI, the experiments, the benchmarks and the tests all call
+it, so the code path that is benchmarked is the code path users run. A run has three phases:
+
+1. setup (`Trainer.setup`): resolve the model and tokenizer, restore a checkpoint, open the data
+   and the held-out sets. Nothing is written yet, and any configuration or data problem is a
+   `TrainError` (one line in the CLI).
+2. the loop: one `train_step` per optimizer step, evaluation and checkpoints at their intervals,
+   progress on the console and records in `log.jsonl` (plus tensorboard/wandb on request).
+3. the end: `final/` (a plain HF model directory with its tokenizer) and `curves.png`.
+
+A run that fails before its first optimizer step removes what it wrote (`RunDir.abandon`).
 """
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -17,37 +24,19 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from replaymill.trainer.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from replaymill.trainer.config import RESUME_INVARIANT_KEYS, TrainConfig
-from replaymill.trainer.data import make_mixer_factory
+from replaymill.trainer.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from replaymill.trainer.config import TrainConfig
+from replaymill.trainer.data import make_mixer_factory, replay_plan
 from replaymill.trainer.distributed import DistContext, init_distributed, shutdown_distributed
+from replaymill.trainer.errors import TrainError
 from replaymill.trainer.evaluate import build_eval_sets, evaluate
 from replaymill.trainer.mixer import MixedBatches, replay_tokens_per_batch
-from replaymill.trainer.model import add_lora, build_model, count_parameters, save_final
+from replaymill.trainer.model import add_lora, build_model, count_parameters, resolve_model, save_final
+from replaymill.trainer.optim import apply_schedule, make_optimizer, make_scheduler
+from replaymill.trainer.progress import ProgressDisplay
+from replaymill.trainer.reporting import RunLog, check_trackers
+from replaymill.trainer.run_dir import LOG_NAME, ResumePoint, RunDir
 from replaymill.trainer.tokenizer import load_tokenizer
-
-LOG_NAME = "log.jsonl"
-
-
-def lr_lambda(warmup: int, steps: int, min_ratio: float):
-    """Multiplier of the peak LR at optimizer step s: linear warmup to 1, then cosine to `min_ratio`."""
-    def f(s: int) -> float:
-        if s < warmup:
-            return (s + 1) / warmup
-        progress = min(1.0, (s - warmup) / max(1, steps - warmup))
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return f
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not biases, norms), over trainable parameters."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=False, foreach=False)
-
 
 def token_losses(model: torch.nn.Module, ids: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Per-position next-token cross-entropy `[B, L-1]` (fp32), under bf16 autocast on CUDA."""
@@ -58,161 +47,250 @@ def token_losses(model: torch.nn.Module, ids: torch.Tensor, device: torch.device
                            reduction="none").view(ids.size(0), -1)
 
 
-def _prepare_output(cfg: TrainConfig, ctx: DistContext) -> Path | None:
-    """The checkpoint to resume from (or None); refuses to overwrite a previous run without --resume."""
-    out = Path(cfg.output)
-    ckpt = latest_checkpoint(out) if cfg.resume else None
-    if ckpt is None and cfg.resume and ctx.is_main:
-        print(f"[train] --resume: no checkpoint under {out}, starting fresh", flush=True)
-    if ckpt is None and (out / LOG_NAME).exists() and not cfg.resume:
-        raise FileExistsError(f"{out} holds a previous run; pass --resume to continue it or choose a new --output")
-    if ckpt is not None:
-        saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))["config"]
-        changed = [k for k in RESUME_INVARIANT_KEYS if saved.get(k) != cfg.model_dump(mode="json").get(k)]
-        if changed:
-            raise ValueError(f"cannot resume {ckpt}: config changed in {changed}; the data sequence would differ")
-    return ckpt
+@contextlib.contextmanager
+def setup_errors():
+    """During setup, a ValueError / OSError / ImportError is a problem with the inputs: one TrainError line."""
+    try:
+        yield
+    except TrainError:
+        raise
+    except (ValueError, OSError, ImportError) as e:
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        raise TrainError(lines[0] if lines else repr(e)) from e
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from (the interrupted tail is redone)."""
-    if path.exists():
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        path.write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= step), encoding="utf-8")
+class Trainer:
+    """One training run of `cfg` on this process's rank (see the module docstring for the phases)."""
+
+    def __init__(self, cfg: TrainConfig, ctx: DistContext):
+        self.cfg, self.ctx = cfg, ctx
+        self.run_dir = RunDir(cfg.output, ctx.is_main)
+        self.step, self.tokens_seen = 0, 0
+        self.final_eval: dict[str, float] = {}
+        self.resume: ResumePoint | None = None
+        self.log = RunLog(cfg.output, cfg, ctx.is_main)
+        self.progress = ProgressDisplay(cfg.steps, cfg.log_every, enabled=ctx.is_main)
+
+    # ----- setup ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Everything that can fail on bad input, before anything is written; cheap checks first."""
+        cfg = self.cfg
+        with setup_errors():
+            self.resume = self.run_dir.check(cfg)
+            check_trackers(cfg.report_to)
+            torch.manual_seed(cfg.seed)
+            self.model_dir = resolve_model(cfg.model)
+            self.tokenizer = load_tokenizer(self.model_dir)
+            self._open_data()
+            self.eval_sets = build_eval_sets(cfg, self.tokenizer) if self.ctx.is_main else {}
+            self._build_model()
+            self._restore()
+
+    def _build_model(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        model = build_model(self.model_dir, self.tokenizer, cfg.seq_len, cfg.model_overrides, cfg.attn_implementation)
+        if cfg.lora:
+            model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+        self.model = model.to(ctx.device)
+        self.optimizer = make_optimizer(self.model, cfg, ctx.device)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+        ddp = DDP(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.enabled else None
+        self._ddp = ddp
+        net = ddp or self.model
+        self.train_model = torch.compile(net) if cfg.compile else net
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+
+    def _restore(self) -> None:
+        """Weights, optimizer, schedule and RNG from the checkpoint being resumed (data: `_open_data`)."""
+        if self.resume is None:
+            return
+        state, rngs = load_checkpoint(self.resume.checkpoint, self.model, self.optimizer, self.scheduler)
+        self.step, self.tokens_seen = state["step"], state["tokens_seen"]
+        set_rng_state(rngs[self.ctx.rank])
+        self.next_lr = apply_schedule(self.optimizer, self.scheduler, self.cfg)
+
+    def _open_data(self) -> None:
+        """The mixed micro-batch stream (at the checkpoint's position); worker 0's mixer is built here so
+        bad data fails in setup."""
+        cfg, ctx = self.cfg, self.ctx
+        self.data_states = None
+        if self.resume is not None:
+            saved_world = self.resume.state["world_size"]
+            if saved_world != ctx.world_size:
+                raise TrainError(f"checkpoint was written by {saved_world} ranks, this run has {ctx.world_size}")
+            self.data_states = self.resume.state["data"][ctx.rank]
+        self.plan = replay_plan(cfg)
+        factory = make_mixer_factory(cfg, self.tokenizer, ctx.rank, ctx.world_size, self.plan)
+        workers = max(1, cfg.num_workers)
+        first = factory(0, workers)
+        if cfg.num_workers == 0:
+            dataset = MixedBatches(lambda worker, n: first, 1, self.data_states)
+            self.batches = iter(dataset)
+        else:
+            dataset = MixedBatches(factory, workers, self.data_states)
+            self.batches = iter(DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers))
+        self.worker_states: list[dict | None] = list(self.data_states) if self.data_states else [None] * workers
+        self.replay_per_batch = replay_tokens_per_batch(cfg.replay_ratio, cfg.batch_size, cfg.seq_len)
+
+    # ----- console -------------------------------------------------------------------------------
+    def say(self, line: str) -> None:
+        self.progress.note(f"[train] {line}")
+
+    def announce(self) -> None:
+        """Where the outputs go, what is trained, and how the replay share works out."""
+        cfg = self.cfg
+        trainable, total = count_parameters(self.model)
+        self.parameters = total
+        self.say(f"run directory {Path(cfg.output).resolve()} (config.yaml, {LOG_NAME}, checkpoints/, final/"
+                 + (", curves.png" if cfg.plot else "") + (", tensorboard/" if "tensorboard" in cfg.report_to else "") + ")")
+        n = cfg.batch_size * cfg.seq_len
+        self.say(f"model {cfg.model}: {total:,} parameters ({trainable:,} trainable), world {self.ctx.world_size}, "
+                 f"device {self.ctx.device}; {self.replay_per_batch} of {n} tokens per micro-batch from replay "
+                 f"(effective ratio {self.replay_per_batch / n:.5f})")
+        if self.plan is not None and self.plan.dropped:
+            self.say(f"replay target {cfg.replay_target}: no documents for {', '.join(self.plan.dropped)}; "
+                     "their weight is shared by the others (--replay-on-short renormalize)")
+        if self.resume is not None:
+            self.say(f"resumed from {self.resume.checkpoint} at step {self.step}")
+            if self.resume.schedule_changes:
+                change = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in self.resume.schedule_changes.items())
+                self.say(f"schedule changed on resume: {change}; the LR schedule is rebuilt from step "
+                         f"{self.step} (next LR {self.next_lr:.3e})")
+                self.log.write({"kind": "schedule", "step": self.step, "next_lr": self.next_lr,
+                                **{f"{k}_from": a for k, (a, _) in self.resume.schedule_changes.items()},
+                                **{f"{k}_to": b for k, (_, b) in self.resume.schedule_changes.items()}})
+        elif self.cfg.resume and self.ctx.is_main:
+            self.say(f"--resume: no checkpoint under {cfg.output}, starting fresh")
+
+    # ----- the loop ------------------------------------------------------------------------------
+    def next_batch(self) -> dict[str, Any]:
+        batch = next(self.batches)
+        self.worker_states[batch["worker"]] = batch["state"]
+        return batch
+
+    def micro_step(self, batch: dict[str, Any], sync: bool) -> torch.Tensor:
+        """Forward and backward of one micro-batch; returns [loss sum, task sum, task n, replay sum, replay n]."""
+        ids = batch["input_ids"].to(self.ctx.device, non_blocking=True)
+        mask = batch["replay_mask"][:, 1:].to(self.ctx.device, non_blocking=True)
+        no_sync = self._ddp.no_sync() if (self._ddp is not None and not sync) else contextlib.nullcontext()
+        with no_sync:
+            per_token = token_losses(self.train_model, ids, self.ctx.device)
+            loss = per_token.mean()
+            (loss / self.cfg.grad_accum).backward()
+        with torch.no_grad():
+            per_token = per_token.detach()
+            replay = mask.to(per_token.dtype)
+            replay_sum, replay_n = (per_token * replay).sum(), replay.sum()
+            return torch.stack([loss.detach(), per_token.sum() - replay_sum, per_token.numel() - replay_n,
+                                replay_sum, replay_n])
+
+    def optimizer_step(self) -> tuple[float, float]:
+        """Clip, step AdamW and the schedule; returns (grad norm, the LR this step used)."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm), lr
+
+    def train_step(self) -> dict[str, Any]:
+        """One optimizer step over `grad_accum` micro-batches; returns its log record."""
+        cfg, ctx = self.cfg, self.ctx
+        sums = torch.zeros(5, dtype=torch.float64, device=ctx.device)
+        for micro in range(cfg.grad_accum):
+            sums += self.micro_step(self.next_batch(), sync=micro == cfg.grad_accum - 1)
+        grad_norm, lr = self.optimizer_step()
+        self.step += 1
+        self.tokens_seen += cfg.batch_size * cfg.seq_len * cfg.grad_accum * ctx.world_size
+        loss_sum, task_sum, task_n, replay_sum, replay_n = sums.tolist()
+        loss, task_loss, replay_loss = ctx.mean([loss_sum / cfg.grad_accum, task_sum / max(1.0, task_n),
+                                                 replay_sum / max(1.0, replay_n)])
+        return {"kind": "train", "step": self.step, "lr": lr, "loss": loss, "task_loss": task_loss,
+                "replay_loss": replay_loss if replay_n else None, "grad_norm": grad_norm, "tokens": self.tokens_seen,
+                "replay_tokens": self.step * self.replay_per_batch * cfg.grad_accum * ctx.world_size,
+                "tokens_per_s": (self.tokens_seen - self._tokens_at_start) / max(time.perf_counter() - self._t0, 1e-9)}
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out task and replay loss (rank 0), logged and printed; every rank waits for it."""
+        losses = {name: evaluate(self.model, rows, self.cfg.batch_size, self.ctx.device)
+                  for name, rows in self.eval_sets.items()}
+        if self.ctx.is_main and losses:
+            self.log.write({"kind": "eval", "step": self.step, **{f"eval_{k}_loss": v for k, v in losses.items()}})
+            self.say(f"step {self.step} eval " + " ".join(f"{k}={v:.4f}" for k, v in losses.items()))
+        self.ctx.barrier()
+        self.final_eval = losses
+        return losses
+
+    def checkpoint(self) -> None:
+        """Gather every rank's RNG and data position, then rank 0 writes the checkpoint."""
+        rngs = self.ctx.all_gather(rng_state())
+        data = self.ctx.all_gather(self.worker_states)
+        if self.ctx.is_main:
+            meta = {"tokens_seen": self.tokens_seen, "world_size": self.ctx.world_size,
+                    "config": self.cfg.model_dump(mode="json")}
+            save_checkpoint(self.cfg.output, self.step, self.model, self.optimizer, self.scheduler, rngs, data, meta,
+                            self.cfg.keep_checkpoints)
+        self.ctx.barrier()
+
+    def loop(self) -> None:
+        cfg = self.cfg
+        if self.step == 0:
+            self.evaluate()
+        self.train_model.train()
+        self._t0, self._tokens_at_start = time.perf_counter(), self.tokens_seen
+        self.progress.start(self.step, self.tokens_seen)
+        while self.step < cfg.steps:
+            record = self.train_step()
+            self.run_dir.mark_started()
+            self.log.write(record)
+            self.progress.update(record)
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                self.evaluate()
+            if (cfg.save_every and self.step % cfg.save_every == 0) or self.step == cfg.steps:
+                self.checkpoint()
+
+    # ----- the end -------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        cfg, out = self.cfg, Path(self.cfg.output)
+        tokens_per_s = (self.tokens_seen - self._tokens_at_start) / max(time.perf_counter() - self._t0, 1e-9)
+        if self.ctx.is_main:
+            save_final(self.model, self.tokenizer, out / "final")
+            if cfg.plot:
+                from replaymill.trainer.plot import plot_log, run_title
+
+                plot_log(out / LOG_NAME, out / "curves.png", title=run_title(cfg, self.replay_per_batch))
+            self.say(f"done: {self.step} steps, {self.tokens_seen:,} tokens, {tokens_per_s:,.0f} tokens/s; "
+                     f"model in {out / 'final'}")
+        self.ctx.barrier()
+        return {"eval": self.final_eval, "steps": self.step, "tokens": self.tokens_seen, "parameters": self.parameters,
+                "tokens_per_s": tokens_per_s, "output": str(out)}
+
+    def run(self) -> dict[str, Any]:
+        """Setup, loop, finish; a failure before the first optimizer step leaves no run directory behind."""
+        self.setup()
+        try:
+            self.run_dir.start(self.cfg, self.resume)
+            self.log.open()
+            self.announce()
+            self.loop()
+        except BaseException:
+            self.progress.close()
+            self.log.close()
+            self.run_dir.abandon()
+            raise
+        self.progress.close()
+        self.log.close()
+        return self.finish()
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run (or resume) one training run; returns the final eval losses and throughput (rank 0)."""
+    """Run (or resume) one training run; returns the final eval losses and throughput (rank 0).
+
+    Raises TrainError (a ValueError) for configuration and data problems, found before any output
+    is written wherever possible.
+    """
     ctx = init_distributed()
     try:
-        return _train(cfg, ctx)
+        return Trainer(cfg, ctx).run()
     finally:
         shutdown_distributed(ctx)
-
-
-def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
-    out = Path(cfg.output)
-    ckpt = _prepare_output(cfg, ctx)
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.to_yaml(out / "config.yaml")
-    torch.manual_seed(cfg.seed)
-    tokenizer = load_tokenizer(cfg.model)
-    model = build_model(cfg.model, tokenizer, cfg.seq_len, cfg.model_overrides)
-    if cfg.lora:
-        model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
-    model.to(ctx.device)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup, cfg.steps, cfg.min_lr_ratio))
-
-    step, tokens_seen, data_states = 0, 0, None
-    if ckpt is not None:
-        state, rngs = load_checkpoint(ckpt, model, optimizer, scheduler)
-        if state["world_size"] != ctx.world_size:
-            raise ValueError(f"checkpoint was written by {state['world_size']} ranks, this run has {ctx.world_size}")
-        step, tokens_seen = state["step"], state["tokens_seen"]
-        data_states = state["data"][ctx.rank]
-        set_rng_state(rngs[ctx.rank])
-        if ctx.is_main:
-            _truncate_log(out / LOG_NAME, step)
-            print(f"[train] resumed from {ckpt} at step {step}", flush=True)
-
-    trainable, total = count_parameters(model)
-    replay_per_batch = replay_tokens_per_batch(cfg.replay_ratio, cfg.batch_size, cfg.seq_len)
-    if ctx.is_main and ckpt is None:
-        print(f"[train] {total:,} parameters ({trainable:,} trainable), world {ctx.world_size}, device {ctx.device}; "
-              f"{replay_per_batch} of {cfg.batch_size * cfg.seq_len} tokens per micro-batch from replay "
-              f"(effective ratio {replay_per_batch / (cfg.batch_size * cfg.seq_len):.5f})", flush=True)
-
-    train_model = DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.enabled else model
-    eval_sets = build_eval_sets(cfg, tokenizer) if ctx.is_main else {}
-
-    workers = max(1, cfg.num_workers)
-    dataset = MixedBatches(make_mixer_factory(cfg, tokenizer, ctx.rank, ctx.world_size), workers, data_states)
-    batches = iter(DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)) if cfg.num_workers else iter(dataset)
-    worker_states: list[dict | None] = list(data_states) if data_states else [None] * workers
-
-    log_file = open(out / LOG_NAME, "a", encoding="utf-8") if ctx.is_main else None
-
-    def log(record: dict[str, Any]) -> None:
-        if log_file:
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-
-    def run_eval(at: int) -> dict[str, float]:
-        losses = {name: evaluate(model, rows, cfg.batch_size, ctx.device) for name, rows in eval_sets.items()}
-        if ctx.is_main and losses:
-            log({"kind": "eval", "step": at, **{f"eval_{k}_loss": v for k, v in losses.items()}})
-            print(f"[train] step {at} eval " + " ".join(f"{k}={v:.4f}" for k, v in losses.items()), flush=True)
-        ctx.barrier()
-        return losses
-
-    final_eval: dict[str, float] = {}
-    if step == 0:
-        final_eval = run_eval(0)
-    train_model.train()
-    t0, tokens_at_t0 = time.perf_counter(), tokens_seen
-    params = [p for p in model.parameters() if p.requires_grad]
-    try:
-        while step < cfg.steps:
-            loss_sum = task_sum = replay_sum = 0.0
-            task_n = replay_n = 0
-            for micro in range(cfg.grad_accum):
-                batch = next(batches)
-                worker_states[batch["worker"]] = batch["state"]
-                ids = batch["input_ids"].to(ctx.device, non_blocking=True)
-                mask = batch["replay_mask"][:, 1:].to(ctx.device)
-                sync = micro == cfg.grad_accum - 1 or not ctx.enabled
-                with contextlib.nullcontext() if sync else train_model.no_sync():
-                    per_token = token_losses(train_model, ids, ctx.device)
-                    loss = per_token.mean()
-                    (loss / cfg.grad_accum).backward()
-                with torch.no_grad():
-                    loss_sum += float(loss)
-                    replay_sum += float(per_token[mask].sum())
-                    task_sum += float(per_token[~mask].sum())
-                    replay_n += int(mask.sum())
-                    task_n += int((~mask).sum())
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            tokens_seen += cfg.batch_size * cfg.seq_len * cfg.grad_accum * ctx.world_size
-            loss_mean, task_loss, replay_loss = ctx.mean([
-                loss_sum / cfg.grad_accum, task_sum / max(1, task_n), replay_sum / max(1, replay_n)])
-            elapsed = time.perf_counter() - t0
-            log({"kind": "train", "step": step, "lr": lr, "loss": loss_mean, "task_loss": task_loss,
-                 "replay_loss": replay_loss if replay_n else None, "grad_norm": grad_norm, "tokens": tokens_seen,
-                 "replay_tokens": step * replay_per_batch * cfg.grad_accum * ctx.world_size,
-                 "tokens_per_s": (tokens_seen - tokens_at_t0) / max(elapsed, 1e-9)})
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                final_eval = run_eval(step)
-            if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.steps:
-                _checkpoint(cfg, ctx, step, tokens_seen, model, optimizer, scheduler, worker_states)
-    finally:
-        if log_file:
-            log_file.close()
-    elapsed = time.perf_counter() - t0
-    result = {"eval": final_eval, "steps": step, "tokens": tokens_seen, "parameters": total,
-              "tokens_per_s": (tokens_seen - tokens_at_t0) / max(elapsed, 1e-9)}
-    if ctx.is_main:
-        save_final(model, tokenizer, out / "final")
-        if cfg.plot:
-            from replaymill.trainer.plot import plot_log
-
-            plot_log(out / LOG_NAME, out / "curves.png")
-    ctx.barrier()
-    return result
-
-
-def _checkpoint(cfg: TrainConfig, ctx: DistContext, step: int, tokens_seen: int, model, optimizer, scheduler,
-                worker_states: list[dict | None]) -> None:
-    """Gather every rank's RNG and data position, then rank 0 writes the checkpoint."""
-    rngs = ctx.all_gather(rng_state())
-    data = ctx.all_gather(worker_states)
-    if ctx.is_main:
-        meta = {"tokens_seen": tokens_seen, "world_size": ctx.world_size, "config": cfg.model_dump(mode="json")}
-        save_checkpoint(cfg.output, step, model, optimizer, scheduler, rngs, data, meta, cfg.keep_checkpoints)
-    ctx.barrier()
