@@ -7,6 +7,9 @@ The public API. Names resolve lazily, so `import replaymill` costs nothing until
     shards = replaymill.ShardSet.open("out/en")        # a verified, finished shard set
     print(shards.manifest.total)
 
+    ds = replaymill.ReplayDataset("task.jsonl", "out/replay", replay_ratio=0.05, seq_len=512, batch_size=8)
+    loader = DataLoader(ds, batch_size=ds.batch_size, collate_fn=replaymill.ReplayCollator())  # any trainer
+
 Installed, the repository's folders are the subpackages `replaymill.pipeline` (Beam stages and the
 command line), `replaymill.transforms` (pure functions), `replaymill.schemas` (data contracts),
 `replaymill.shards`, `replaymill.audit`, `replaymill.trainer` and `replaymill.deploy`.
@@ -31,6 +34,11 @@ _API: dict[str, str] = {
     "Recipe": "replaymill.schemas.recipe:Recipe",
     "resolve_recipe": "replaymill.schemas.recipe:resolve_recipe",
     "ReplaySampler": "replaymill.shards.sampler:ReplaySampler",
+    "ReplayDataset": "replaymill.trainer.dataset:ReplayDataset",
+    "ReplayCollator": "replaymill.trainer.collate:ReplayCollator",
+    "TrainConfig": "replaymill.trainer.config:TrainConfig",
+    "TrainError": "replaymill.trainer.errors:TrainError",
+    "train": "replaymill.trainer.loop:train",
 }
 
 __all__ = ["__version__", *_API]

@@ -42,6 +42,25 @@ class SamplerSource:
         self._it = iter(self.sampler)
 
 
+@dataclass(frozen=True)
+class DataSpec:
+    """What the data path reads from a run's configuration; `TrainConfig` has every field, and
+    `ReplayDataset` builds one of these for users of other training frameworks."""
+
+    task: str
+    replay: str | None = None
+    replay_target: str | None = None
+    replay_on_short: str = "upsample"
+    replay_ratio: float = 0.0
+    task_eval: str | None = None
+    replay_eval: str | None = None
+    eval_fraction: float = 0.0
+    eval_tokens: int = 65536
+    seq_len: int = 512
+    batch_size: int = 8
+    seed: int = 0
+
+
 @dataclass
 class ReplayPlan:
     """The replay mixture a run draws: target weights per key, what they count, keys dropped for lack of data."""
@@ -78,14 +97,14 @@ def plan_replay_target(spec: str, replay: str, on_short: str) -> ReplayPlan:
                       empty if on_short == "renormalize" else [])
 
 
-def replay_plan(cfg: TrainConfig) -> ReplayPlan | None:
+def replay_plan(cfg: TrainConfig | DataSpec) -> ReplayPlan | None:
     """The run's replay mixture when it draws replay by `replay_target`, else None."""
     if cfg.replay_target and cfg.replay and cfg.replay_ratio > 0:
         return plan_replay_target(cfg.replay_target, cfg.replay, cfg.replay_on_short)
     return None
 
 
-def make_mixer_factory(cfg: TrainConfig, tokenizer: Tokenizer, rank: int, world_size: int,
+def make_mixer_factory(cfg: TrainConfig | DataSpec, tokenizer: Tokenizer, rank: int, world_size: int,
                        plan: ReplayPlan | None = None) -> Callable[[int, int], ReplayMixer]:
     """`factory(worker, num_workers)` -> this reader's mixer (called inside each DataLoader worker).
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from replaymill.trainer.config import TrainConfig
+from replaymill.trainer.data import DataSpec
 from replaymill.trainer.packing import pack_documents
 from replaymill.trainer.sources import held_out_shard_documents, is_shard_set, load_documents
 from replaymill.trainer.tokenizer import Tokenizer
@@ -35,7 +36,7 @@ def _documents(spec: str, held_out: float | None, max_chars: int) -> list[str]:
     return texts
 
 
-def build_eval_sets(cfg: TrainConfig, tokenizer: Tokenizer) -> dict[str, np.ndarray]:
+def build_eval_sets(cfg: TrainConfig | DataSpec, tokenizer: Tokenizer) -> dict[str, np.ndarray]:
     """{"task": rows, "replay": rows} of packed held-out tokens (`[n, seq_len]`, at most eval_tokens)."""
     max_rows = max(1, cfg.eval_tokens // cfg.seq_len)
     max_chars = cfg.eval_tokens * 8  # generous: a BPE token is ~4 chars, a byte token 1

@@ -79,22 +79,17 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-    """The tokenizer saved with a local model directory (AutoTokenizer, never downloading).
+    """An HF tokenizer (a model directory's own, or any tokenizer object a user passes).
 
     Encodes through the Rust backend directly when there is one (several times faster per
     document than the Python call), without special tokens: documents are packed with EOS only.
     """
 
-    def __init__(self, directory: str | Path):
-        from transformers import AutoTokenizer
-
-        try:
-            self._tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-        except (OSError, ValueError, ImportError) as e:
-            raise TrainError(f"{directory}: cannot load its tokenizer ({str(e).splitlines()[0] if str(e) else e!r})") from None
-        if self._tok.eos_token_id is None:
-            raise TrainError(f"{directory}: tokenizer has no EOS token; packing needs one between documents")
-        self.eos_id = int(self._tok.eos_token_id)
+    def __init__(self, tokenizer, label: str = "tokenizer"):
+        self._tok = tokenizer
+        if tokenizer.eos_token_id is None:
+            raise TrainError(f"{label}: tokenizer has no EOS token; packing needs one between documents")
+        self.eos_id = int(tokenizer.eos_token_id)
         self.vocab_size = len(self._tok)
         self._backend = getattr(self._tok, "backend_tokenizer", None)
 
@@ -108,6 +103,17 @@ class HFTokenizer:
     def save(self, directory: str | Path) -> None:
         self._tok.save_pretrained(str(directory))
 
+    @classmethod
+    def from_directory(cls, directory: str | Path) -> HFTokenizer:
+        """AutoTokenizer from a local directory, never downloading."""
+        from transformers import AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        except (OSError, ValueError, ImportError) as e:
+            raise TrainError(f"{directory}: cannot load its tokenizer ({str(e).splitlines()[0] if str(e) else e!r})") from None
+        return cls(tok, label=str(directory))
+
 
 def load_tokenizer(model: str) -> Tokenizer:
     """The tokenizer of a resolved model (`model.resolve_model`): bytes for a preset, else the directory's own."""
@@ -117,6 +123,22 @@ def load_tokenizer(model: str) -> Tokenizer:
     if (path / BYTE_TOKENIZER_FILE).exists():
         return ByteTokenizer()
     if any((path / name).exists() for name in HF_TOKENIZER_FILES):
-        return HFTokenizer(path)
+        return HFTokenizer.from_directory(path)
     raise TrainError(f"{model}: no tokenizer files ({BYTE_TOKENIZER_FILE} or tokenizer.json); "
                      "save the tokenizer beside the model (tokenizer.save_pretrained(dir))")
+
+
+def as_tokenizer(tokenizer) -> Tokenizer:
+    """What `ReplayDataset` accepts as a tokenizer: "bytes" (default), a model directory / cached hub id /
+    preset name, an HF tokenizer object, or anything with `encode(text) -> ids`, `eos_id` and `vocab_size`."""
+    if tokenizer is None or tokenizer == "bytes":
+        return ByteTokenizer()
+    if isinstance(tokenizer, (str, Path)):
+        from replaymill.trainer.model import resolve_model
+
+        return load_tokenizer(resolve_model(str(tokenizer)))
+    if hasattr(tokenizer, "eos_token_id") and hasattr(tokenizer, "save_pretrained"):
+        return HFTokenizer(tokenizer)
+    if all(hasattr(tokenizer, a) for a in ("encode", "eos_id", "vocab_size")):
+        return tokenizer
+    raise TrainError(f"not a tokenizer: {type(tokenizer).__name__} (pass 'bytes', a model directory or an HF tokenizer)")
