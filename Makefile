@@ -10,7 +10,7 @@ $(BIN)/replaymill: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[train,lora,aws,dev]'
 	touch $(BIN)/replaymill
 
 setup: $(BIN)/replaymill

@@ -1,8 +1,9 @@
-"""Atomic writing and verified reading of Arrow IPC shards and the manifest, through Beam's filesystems.
+"""Atomic writing and verified reading of Arrow IPC shards and the manifest, on any filesystem.
 
-Beam's `FileSystems` gives one API for local paths, gs:// and s3://, so the same code runs on a
-laptop and on Dataflow. Writes go to a temporary name and are renamed into place: a crashed run
-never leaves a half shard under a final name.
+Files go through `shards.fs` (Beam's `FileSystems` where Beam is installed, else fsspec), one API
+for local paths, gs:// and s3://, so the same code runs on a laptop, on Dataflow and in a trainer
+image without Beam. Writes go to a temporary name and are renamed into place: a crashed run never
+leaves a half shard under a final name.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import uuid
 from typing import Iterator
 
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from replaymill.schemas.document import DOC_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from replaymill.schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo
+from replaymill.shards.fs import filesystem
 
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
@@ -50,18 +51,19 @@ def check_file_schema(schema: pa.Schema, where: str) -> None:
 
 
 def join(root: str, *parts: str) -> str:
-    """Join path parts under a root on any Beam filesystem."""
-    return FileSystems.join(root, *parts)
+    """Join path parts under a root on any filesystem."""
+    return filesystem().join(root, *parts)
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write `data` to a temporary sibling, then rename it to `path`."""
+    fs = filesystem()
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(tmp) as f:
+    with fs.create(tmp) as f:
         f.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    if fs.exists(path):
+        fs.delete(path)
+    fs.rename(tmp, path)
 
 
 def encode_table(table: pa.Table, schema: pa.Schema = DOC_SCHEMA, max_chunk_rows: int = 1024) -> bytes:
@@ -99,10 +101,11 @@ def write_manifest(root: str, manifest: Manifest) -> None:
 def read_manifest(root: str) -> Manifest:
     """Load and validate `root/_manifest.json`; a missing manifest means an incomplete or foreign set,
     another schema version a SchemaVersionError."""
-    path = join(root, MANIFEST_NAME)
-    if not FileSystems.exists(path):
+    fs = filesystem()
+    path = fs.join(root, MANIFEST_NAME)
+    if not fs.exists(path):
         raise FileNotFoundError(f"no {MANIFEST_NAME} in {root}: not a finished replaymill shard set")
-    with FileSystems.open(path) as f:
+    with fs.open(path) as f:
         manifest = Manifest.model_validate_json(f.read())
     check_schema_version(manifest.schema_version, f"shard set {root}")
     return manifest
@@ -110,7 +113,7 @@ def read_manifest(root: str) -> Manifest:
 
 def read_shard_bytes(root: str, info: ShardInfo, verify: bool = True) -> bytes:
     """The bytes of one shard, checked against the manifest's size and sha256 when `verify`."""
-    with FileSystems.open(join(root, info.path)) as f:
+    with filesystem().open(join(root, info.path)) as f:
         data = f.read()
     if verify:
         if len(data) != info.bytes:

@@ -13,10 +13,9 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from apache_beam.io.filesystems import FileSystems
-
 from replaymill.schemas.document import COLUMN_NAMES, DOC_SCHEMA
 from replaymill.schemas.manifest import Manifest, ShardInfo
+from replaymill.shards.fs import filesystem
 from replaymill.shards.io import (
     CorruptShardError,
     SchemaVersionError,
@@ -123,7 +122,7 @@ class ShardSet:
         self._check_columns(columns)
         fields = [DOC_SCHEMA.get_field_index(c) for c in columns]
         try:
-            with FileSystems.open(join(self.root, info.path)) as f:
+            with filesystem().open(join(self.root, info.path)) as f:
                 options = pa.ipc.IpcReadOptions(included_fields=fields)
                 reader = pa.ipc.open_file(pa.PythonFile(f, mode="r"), options=options)
                 check_file_schema(reader.schema, info.path)
