@@ -26,7 +26,7 @@ from replaymill.schemas.recipe import Recipe
 from replaymill.transforms.domains import tag_domain
 from replaymill.transforms.langid import LanguageIdentifier
 from replaymill.transforms.quality import check_rules, compute_signals, quality_score
-from replaymill.transforms.tokens import estimate_tokens
+from replaymill.transforms.tokens import count_tokens, estimate_tokens, load_tokenizer
 
 STAGE = "annotate"
 REJECTS = REJECTS_TAG
@@ -43,7 +43,8 @@ MAX_BATCH = 512
 class AnnotateBatchFn(beam.DoFn):
     """A batch of documents in; annotated documents (main output) and reject records (`rejects`) out."""
 
-    def __init__(self, recipe: Recipe):
+    def __init__(self, recipe: Recipe, tokenizer: str | None = None):
+        self.tokenizer_path = tokenizer  # a real tokenizer counts n_tokens (one batched call) instead of the estimate
         self.langid = recipe.langid
         self.quality = recipe.quality
         self._keep = frozenset(recipe.langid.keep) if recipe.langid.keep is not None else None
@@ -53,6 +54,7 @@ class AnnotateBatchFn(beam.DoFn):
     def setup(self) -> None:
         self._identifier.load()
         self._rejects = RejectEmitter(STAGE, REJECTS)
+        self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
 
     def _length_reason(self, n_chars: int) -> tuple[str, str] | None:
         if n_chars < self.quality.min_chars:
@@ -87,7 +89,7 @@ class AnnotateBatchFn(beam.DoFn):
             quality=quality_score(signals),
             domain=tag_domain(doc),
             n_chars=len(text),
-            n_tokens=estimate_tokens(text),
+            n_tokens=None if self.tokenizer_path else estimate_tokens(text),
         )
         return out
 
@@ -100,6 +102,7 @@ class AnnotateBatchFn(beam.DoFn):
             else:
                 yield self._rejects.document(doc, *reason)
         predictions = self._identifier.predict_batch([d["text"] for d in candidates])
+        kept = []
         for doc, (lang, score) in zip(candidates, predictions):
             try:
                 result = self._finish(doc, lang, score)
@@ -109,20 +112,29 @@ class AnnotateBatchFn(beam.DoFn):
             if isinstance(result, tuple):
                 yield self._rejects.document(doc, *result)
             else:
-                yield result
+                kept.append(result)
+        if self._tokenizer is not None and kept:
+            for doc, n in zip(kept, count_tokens([d["text"] for d in kept], self._tokenizer)):
+                doc["n_tokens"] = n
+        yield from kept
 
 
 class Annotate(beam.PTransform):
-    """`kept, rejects = docs | Annotate(recipe)`: annotate every document and apply the recipe's filters."""
+    """`kept, rejects = docs | Annotate(recipe)`: annotate every document and apply the recipe's filters.
 
-    def __init__(self, recipe: Recipe):
+    With `tokenizer` (a tokenizer.json or HF tokenizer directory), n_tokens is that tokenizer's
+    exact count, so a token budget downstream means the base model's tokens.
+    """
+
+    def __init__(self, recipe: Recipe, tokenizer: str | None = None):
         super().__init__()
         self.recipe = recipe
+        self.tokenizer = tokenizer
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         results = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=MIN_BATCH, max_batch_size=MAX_BATCH)
-            | "AnnotateBatch" >> beam.ParDo(AnnotateBatchFn(self.recipe)).with_outputs(REJECTS, main="kept")
+            | "AnnotateBatch" >> beam.ParDo(AnnotateBatchFn(self.recipe, self.tokenizer)).with_outputs(REJECTS, main="kept")
         )
         return results.kept, results[REJECTS]

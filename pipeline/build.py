@@ -67,11 +67,18 @@ def near_dedup_transform(recipe: Recipe) -> beam.PTransform:
     return NearDedup(recipe.near_dedup)
 
 
-def build(pipeline: beam.Pipeline, inputs: list[str], output: str, recipe: Recipe) -> beam.PCollection:
-    """Add the whole build to `pipeline`; returns the PCollection holding the manifest's path."""
+def build(pipeline: beam.Pipeline, inputs: list[str], output: str, recipe: Recipe,
+          tokenizer: str | None = None) -> beam.PCollection:
+    """Add the whole build to `pipeline`; returns the PCollection holding the manifest's path.
+
+    `tokenizer` (a tokenizer.json or HF tokenizer directory) counts n_tokens exactly in that
+    tokenizer instead of the estimate; the manifest's `token_counter` says which counted."""
+    from replaymill.transforms.tokens import open_tokenizer
+
+    counter = open_tokenizer(tokenizer)[1] if tokenizer else {}
     docs, read_rejects = pipeline | "Read" >> ReadCorpus(inputs)
     docs = docs | "ReadProgress" >> beam.ParDo(LogProgress("read"))
-    kept, annotate_rejects = docs | "Annotate" >> Annotate(recipe)
+    kept, annotate_rejects = docs | "Annotate" >> Annotate(recipe, tokenizer)
     kept, exact_rejects = kept | "ExactDedup" >> ExactDedup(recipe.exact_dedup)
     stage_rejects = [read_rejects, annotate_rejects, exact_rejects]
     if recipe.near_dedup.enabled:
@@ -92,4 +99,5 @@ def build(pipeline: beam.Pipeline, inputs: list[str], output: str, recipe: Recip
         recipe=recipe.model_dump(mode="json"),
         package_versions=versions,
         tool_version=versions["replaymill"],
+        token_counter=counter,
     )

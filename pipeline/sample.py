@@ -35,12 +35,13 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from replaymill.schemas.document import SCHEMA_VERSION, to_record_batch
-from replaymill.schemas.manifest import Funnel, Manifest, ShardInfo, totals_from_shards
+from replaymill.schemas.manifest import Funnel, Manifest, ShardInfo, TokenCounter, totals_from_shards
 from replaymill.shards.io import read_shard_bytes, write_manifest, write_shard
 from replaymill.shards.reader import ShardSet
 from replaymill.shards.sampler import ReplaySampler
 from replaymill.transforms import dsir
 from replaymill.transforms.interleave import divergence
+from replaymill.transforms.tokens import count_tokens, load_tokenizer
 
 Pick = tuple[int, int, int, int]  # (position, source shard index, row, epoch)
 
@@ -61,11 +62,27 @@ def _jsonable(x: float) -> float | str:
 
 # ----- plans ------------------------------------------------------------------------------------
 
+def shard_token_counter(shardset: ShardSet, tokenizer: Any):
+    """`info -> per-row token counts` of a shard's text with `tokenizer` (read on the driver): the
+    sampler's index when the set's n_tokens were counted by something else."""
+    from replaymill.transforms.tokens import count_tokens
+
+    def counts(info: ShardInfo) -> np.ndarray:
+        texts = shardset.read_table(info, ["text"], cache=False).column("text").to_pylist()
+        return np.asarray(count_tokens([t or "" for t in texts], tokenizer), dtype=np.int64)
+
+    return counts
+
+
 def plan_target(shardset: ShardSet, target: dict[str, float], *, by: str, budget: int, budget_by: str,
-                seed: int, on_short: str, quality_temperature: float | None = None) -> tuple[list[Pick], dict]:
-    """The exact interleave as picks, and the sampling report (target, achieved, divergence, shortfall)."""
+                seed: int, on_short: str, quality_temperature: float | None = None,
+                tokenizer: Any = None) -> tuple[list[Pick], dict]:
+    """The exact interleave as picks, and the sampling report (target, achieved, divergence, shortfall).
+
+    `tokenizer` (a loaded tokenizer) recounts every document's tokens instead of the n_tokens column."""
+    counts = shard_token_counter(shardset, tokenizer) if tokenizer is not None else None
     sampler = ReplaySampler(shardset, target, by=by, seed=seed, on_short=on_short, budget=budget,
-                            budget_by=budget_by, quality_temperature=quality_temperature)
+                            budget_by=budget_by, quality_temperature=quality_temperature, token_counts=counts)
     index = {info.path: i for i, info in enumerate(shardset.shards)}
     picks = [(pos, index[info.path], row, epoch) for pos, (_, info, row, epoch) in enumerate(sampler.iter_plan())]
     achieved = sampler.achieved()
@@ -185,10 +202,13 @@ class _ScoreShard(beam.DoFn):
     """Gumbel keys of one shard's documents; emits only the shard's own best up to the budget."""
 
     def __init__(self, root: str, reference_counts: np.ndarray, seed: int, budget: int, by: str,
-                 alpha: float, quality_temperature: float | None):
+                 alpha: float, quality_temperature: float | None, tokenizer: str | None = None):
         self.root, self.ref, self.seed, self.budget, self.by = root, reference_counts, seed, budget, by
-        self.alpha, self.quality_temperature = alpha, quality_temperature
+        self.alpha, self.quality_temperature, self.tokenizer_path = alpha, quality_temperature, tokenizer
         self._ratio: np.ndarray | None = None
+
+    def setup(self) -> None:
+        self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
 
     def process(self, element: tuple[int, dict], pool_counts: np.ndarray) -> Iterator[list[tuple]]:
         if self._ratio is None:
@@ -201,7 +221,9 @@ class _ScoreShard(beam.DoFn):
             q = table.column("quality").fill_null(0.0).to_numpy(zero_copy_only=False)
             logw = logw + dsir.quality_log_weights(q, self.quality_temperature)
         keys = dsir.gumbel_keys(logw, table.column("id").to_pylist(), self.seed)
-        if self.by == "tokens":
+        if self.by == "tokens" and self._tokenizer is not None:
+            sizes = np.maximum(np.asarray(count_tokens(texts, self._tokenizer), dtype=np.int64), 1)
+        elif self.by == "tokens":
             sizes = np.maximum(table.column("n_tokens").fill_null(1).to_numpy(zero_copy_only=False), 1)
         else:
             sizes = np.ones(len(texts), dtype=np.int64)
@@ -252,13 +274,19 @@ class _ReadPicked(beam.DoFn):
 
     FEATURES = "features"
 
-    def __init__(self, root: str, num_buckets: int = 0):
-        self.root, self.num_buckets = root, num_buckets
+    def __init__(self, root: str, num_buckets: int = 0, tokenizer: str | None = None):
+        self.root, self.num_buckets, self.tokenizer_path = root, num_buckets, tokenizer
+
+    def setup(self) -> None:
+        self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
 
     def process(self, element: tuple[dict, list[tuple]]) -> Iterator[Any]:
         info, items = element
         table = _load_table(self.root, info)
         docs = table.take(pa.array([row for row, *_ in items], type=pa.int64())).to_pylist()
+        if self._tokenizer is not None:  # the output's n_tokens in the tokenizer the budget was counted in
+            for doc, n in zip(docs, count_tokens([d["text"] or "" for d in docs], self._tokenizer)):
+                doc["n_tokens"] = n
         for (_row, pos, epoch, rel), doc in zip(items, docs):
             if epoch:
                 doc["id"] = f"{doc['id']}#r{epoch}"
@@ -279,8 +307,8 @@ class _WritePart(beam.DoFn):
 
 
 class _WriteManifest(beam.DoFn):
-    def __init__(self, output: str, inputs: list[str], pool_docs: int):
-        self.output, self.inputs, self.pool_docs = output, inputs, pool_docs
+    def __init__(self, output: str, inputs: list[str], pool_docs: int, token_counter: dict | None):
+        self.output, self.inputs, self.pool_docs, self.token_counter = output, inputs, pool_docs, token_counter
 
     def process(self, infos: list[dict], report: dict) -> Iterator[str]:
         shards = sorted((ShardInfo(**i) for i in infos), key=lambda s: s.path)
@@ -289,41 +317,63 @@ class _WriteManifest(beam.DoFn):
             schema_version=SCHEMA_VERSION, kind="sample", created_at=datetime.now(timezone.utc).isoformat(),
             tool_version=_versions()["replaymill"], package_versions=_versions(), inputs=self.inputs,
             shards=shards, by_domain=by_domain, by_lang=by_lang, total=total,
-            funnel=Funnel(read=self.pool_docs, kept=total.docs), extra={"sampling": report}))
+            funnel=Funnel(read=self.pool_docs, kept=total.docs),
+            token_counter=TokenCounter.model_validate(self.token_counter) if self.token_counter else None,
+            extra={"sampling": report}))
         yield self.output
 
 
-def _read_picked(requests: beam.PCollection, root: str, feature_buckets: int = 0):
-    return requests | "ReadPicked" >> beam.ParDo(_ReadPicked(root, feature_buckets)).with_outputs(
+def _read_picked(requests: beam.PCollection, root: str, feature_buckets: int = 0, tokenizer: str | None = None):
+    return requests | "ReadPicked" >> beam.ParDo(_ReadPicked(root, feature_buckets, tokenizer)).with_outputs(
         _ReadPicked.FEATURES, main="docs")
 
 
 def _write_all(docs: beam.PCollection, report: beam.PCollection, output: str, inputs: list[str],
-               pool_docs: int) -> beam.PCollection:
+               pool_docs: int, token_counter: dict | None) -> beam.PCollection:
     """Parts in position order, then the manifest from every ShardInfo and the report (a singleton)."""
     infos = (docs
              | "GroupByPart" >> beam.GroupByKey()
              | "WritePart" >> beam.ParDo(_WritePart(output))
              | "AllShards" >> beam.combiners.ToList())
-    return infos | "WriteManifest" >> beam.ParDo(_WriteManifest(output, inputs, pool_docs),
+    return infos | "WriteManifest" >> beam.ParDo(_WriteManifest(output, inputs, pool_docs, token_counter),
                                                  beam.pvalue.AsSingleton(report))
 
 
+def token_counting(shardset: ShardSet, tokenizer: str | None) -> tuple[str | None, dict | None]:
+    """(tokenizer path to recount with, or None; the output's token counter) for a sample of
+    `shardset` whose budget counts `tokenizer`'s tokens (None: the set's own n_tokens)."""
+    own = shardset.manifest.token_counter
+    if tokenizer is None:
+        return None, own.model_dump() if own is not None else None
+    from replaymill.transforms.tokens import open_tokenizer
+
+    counter = open_tokenizer(tokenizer)[1]
+    same = own is not None and own.sha256 is not None and own.sha256 == counter["sha256"]
+    return (None if same else tokenizer), counter
+
+
 def sample_target(p: beam.Pipeline, shardset: ShardSet, output: str, picks: list[Pick], report: dict,
-                  rows_per_part: int = 10_000) -> beam.PCollection:
-    """Materialize a target-mixture plan; returns the PCollection holding the output path once written."""
+                  rows_per_part: int = 10_000, tokenizer: str | None = None) -> beam.PCollection:
+    """Materialize a target-mixture plan; returns the PCollection holding the output path once written.
+
+    `tokenizer`: the budget counts that tokenizer's tokens (recounted unless the set was built with it)."""
+    recount, counter = token_counting(shardset, tokenizer)
     shards = shardset.shards
     requests = [(shards[s].model_dump(), items) for s, items in sorted(assign_parts(picks, shards, rows_per_part).items())]
     reqs = p | "Requests" >> beam.Create(requests) | "Spread" >> beam.Reshuffle()
-    picked = _read_picked(reqs, shardset.root)
+    picked = _read_picked(reqs, shardset.root, tokenizer=recount)
     return _write_all(picked.docs, p | "Report" >> beam.Create([report]), output, [shardset.root],
-                      shardset.manifest.total.docs)
+                      shardset.manifest.total.docs, counter)
 
 
 def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, reference_texts: list[str], *,
                      budget: int, by: str, seed: int, num_buckets: int = dsir.NUM_BUCKETS, alpha: float = 1.0,
-                     quality_temperature: float | None = None, rows_per_part: int = 10_000) -> beam.PCollection:
-    """DSIR selection toward `reference_texts` and its materialization, all in one Beam graph."""
+                     quality_temperature: float | None = None, rows_per_part: int = 10_000,
+                     tokenizer: str | None = None) -> beam.PCollection:
+    """DSIR selection toward `reference_texts` and its materialization, all in one Beam graph.
+
+    `tokenizer`: the budget counts that tokenizer's tokens (recounted unless the set was built with it)."""
+    recount, counter = token_counting(shardset, tokenizer)
     root = shardset.root
     infos = [i.model_dump() for i in shardset.shards]
     ref_counts = dsir.bucket_counts(reference_texts, num_buckets)
@@ -331,7 +381,8 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
     pool = (shards | "PoolCounts" >> beam.ParDo(_PoolCounts(root, num_buckets))
             | "SumPool" >> beam.CombineGlobally(_SumArrays(num_buckets)))
     selection = (shards
-                 | "Score" >> beam.ParDo(_ScoreShard(root, ref_counts, seed, budget, by, alpha, quality_temperature),
+                 | "Score" >> beam.ParDo(_ScoreShard(root, ref_counts, seed, budget, by, alpha, quality_temperature,
+                                                    recount),
                                          beam.pvalue.AsSingleton(pool))
                  | "TopByBudget" >> beam.CombineGlobally(_TopByBudget(budget)))
 
@@ -342,7 +393,7 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
             yield infos[s], items
 
     reqs = selection | "Requests" >> beam.FlatMap(to_requests) | "Spread" >> beam.Reshuffle()
-    picked = _read_picked(reqs, root, num_buckets)
+    picked = _read_picked(reqs, root, num_buckets, recount)
     selected_counts = picked[_ReadPicked.FEATURES] | "SumSelected" >> beam.CombineGlobally(_SumArrays(num_buckets))
     base = {"mode": "reference", "by": by, "budget": budget, "seed": seed, "on_short": "n/a",
             "quality_temperature": quality_temperature,
@@ -353,4 +404,4 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
                   lambda _, sel, pool_c, sel_c: _selection_report(sel, pool_c, sel_c, ref_counts, infos, base),
                   beam.pvalue.AsSingleton(selection), beam.pvalue.AsSingleton(pool),
                   beam.pvalue.AsSingleton(selected_counts)))
-    return _write_all(picked.docs, report, output, [root], shardset.manifest.total.docs)
+    return _write_all(picked.docs, report, output, [root], shardset.manifest.total.docs, counter)

@@ -34,7 +34,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from replaymill.schemas.document import COLUMN_NAMES, SCHEMA_VERSION, to_record_batch
-from replaymill.schemas.manifest import MANIFEST_NAME, Funnel, Manifest, ShardInfo, totals_from_shards
+from replaymill.schemas.manifest import MANIFEST_NAME, Funnel, Manifest, ShardInfo, TokenCounter, totals_from_shards
 from replaymill.shards.io import join, write_manifest, write_shard
 
 # Buckets are sized for max_shard_bytes / HEADROOM of raw text so hash imbalance rarely splits one.
@@ -154,6 +154,7 @@ def manifest_from_parts(
     package_versions: dict[str, str],
     tool_version: str,
     extra: dict | None = None,
+    token_counter: dict | None = None,
 ) -> Manifest:
     """The manifest of a finished set: shards in path order, totals summed from them, the funnel."""
     shards = sorted((ShardInfo.model_validate(s) for s in shard_dicts), key=lambda s: s.path)
@@ -171,6 +172,7 @@ def manifest_from_parts(
         by_lang=by_lang,
         total=total,
         funnel=Funnel.model_validate(funnel),
+        token_counter=TokenCounter.model_validate(token_counter or {}),
         extra=extra or {},
     )
 

@@ -43,6 +43,21 @@ class Funnel(BaseModel):
     kept: int = 0
 
 
+class TokenCounter(BaseModel):
+    """What counted the `n_tokens` column: replaymill's calibrated estimate, or a real tokenizer.
+
+    A budget of "50M tokens" means that counter's tokens; `sha256` fingerprints a tokenizer's files,
+    so `sample --tokenizer` can tell whether the counts are already in the base model's tokens.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = "estimate"  # "estimate" | "tokenizer"
+    name: str = "replaymill.transforms.tokens.estimate_tokens"
+    path: str | None = None
+    sha256: str | None = None
+    vocab_size: int | None = None
+
+
 class Manifest(BaseModel):
     """The whole description of a shard set; `extra` holds job-specific reports (e.g. sampling)."""
 
@@ -59,6 +74,7 @@ class Manifest(BaseModel):
     by_lang: dict[str, Totals] = Field(default_factory=dict)
     total: Totals = Field(default_factory=Totals)
     funnel: Funnel = Field(default_factory=Funnel)
+    token_counter: TokenCounter | None = None  # None: written before counters were recorded
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -35,7 +35,7 @@ import math
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -134,6 +134,7 @@ class ReplaySampler:
         columns: list[str] | None = None,
         shuffle_block: int = 2,
         quality_temperature: float | None = None,
+        token_counts: Callable[[ShardInfo], np.ndarray] | None = None,
     ):
         if by not in BY:
             raise ValueError(f"by must be one of {BY}, got {by!r}")
@@ -156,6 +157,7 @@ class ReplaySampler:
         if quality_temperature is not None and quality_temperature <= 0:
             raise ValueError(f"quality_temperature must be > 0, got {quality_temperature}")
         self.quality_temperature = quality_temperature
+        self.token_counts = token_counts  # per-row counts replacing the n_tokens column (another tokenizer)
         self.keys = self._index(list(self.target), need_tokens=by == "tokens" or budget_by == "tokens")
         self.available = [k.docs if by == "docs" else k.tokens for k in self.keys]
         self.weights = self._effective_weights()
@@ -185,8 +187,11 @@ class ReplaySampler:
             if need_tokens:
                 sizes = []
                 for info in shards:
-                    col = self.shardset.read_index_columns(info, ["n_tokens"]).column("n_tokens")
-                    arr = np.asarray(col.fill_null(1).to_numpy(zero_copy_only=False), dtype=np.int64)
+                    if self.token_counts is not None:
+                        arr = np.asarray(self.token_counts(info), dtype=np.int64)
+                    else:
+                        col = self.shardset.read_index_columns(info, ["n_tokens"]).column("n_tokens")
+                        arr = np.asarray(col.fill_null(1).to_numpy(zero_copy_only=False), dtype=np.int64)
                     sizes.append(np.maximum(arr, 1))
             quality = None
             if self.quality_temperature is not None:

@@ -85,6 +85,49 @@ def load_tokenizer(path: str) -> Any:
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+                   "special_tokens_map.json", "added_tokens.json")
+
+
+class TokenizerError(ValueError):
+    """A `--tokenizer` path that cannot be loaded (one line: the reason)."""
+
+
+def tokenizer_fingerprint(path: str) -> str:
+    """sha256 over a tokenizer's files (a tokenizer.json, or the tokenizer files of a directory):
+    equal fingerprints mean equal token counts."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    if os.path.isfile(path):
+        files = [path]
+    else:
+        files = [os.path.join(path, n) for n in TOKENIZER_FILES if os.path.isfile(os.path.join(path, n))]
+    for name in files:
+        digest.update(os.path.basename(name).encode() + b"\0")
+        with open(name, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def open_tokenizer(path: str) -> tuple[Any, dict[str, Any]]:
+    """(tokenizer, counter description for the manifest) of a `--tokenizer` path; TokenizerError
+    with one line if it is missing or does not load (never a download)."""
+    if not os.path.exists(path):
+        raise TokenizerError(f"--tokenizer {path}: no such file or directory")
+    if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, n)) for n in TOKENIZER_FILES):
+        raise TokenizerError(f"--tokenizer {path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...)")
+    try:
+        tokenizer = load_tokenizer(path)
+        count_tokens(["probe text"], tokenizer)
+    except Exception as e:  # noqa: BLE001 - tokenizers and transformers raise many kinds for one cause: unusable
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TokenizerError(f"--tokenizer {path}: cannot load a tokenizer ({first})") from None
+    vocab = tokenizer.get_vocab_size() if hasattr(tokenizer, "get_vocab_size") else len(tokenizer)
+    return tokenizer, {"kind": "tokenizer", "name": os.path.basename(os.path.abspath(path).rstrip("/")),
+                       "path": os.path.abspath(path), "sha256": tokenizer_fingerprint(path), "vocab_size": int(vocab)}
+
+
 def count_tokens(texts: Iterable[str], tokenizer: Any) -> list[int]:
     """Exact token counts with a real tokenizer (either kind `load_tokenizer` returns), one batched
     call, no special tokens added."""

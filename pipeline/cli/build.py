@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--near-dedup", action=argparse.BooleanOptionalAction, default=None,
                    help="turn MinHash near dedup on or off (overrides the recipe)")
     p.add_argument("--langs", metavar="CODES", help="comma-separated languages to keep, e.g. en,de (overrides the recipe)")
+    p.add_argument("--tokenizer", metavar="PATH",
+                   help="count n_tokens with this tokenizer (tokenizer.json or an HF tokenizer/model directory, "
+                   "e.g. the base model's) instead of the built-in estimate; the manifest records which counted")
     p.add_argument("--overwrite", action="store_true", help="replace a finished shard set already in --output")
     p.add_argument("--demo-mb", type=float, default=None, metavar="N",
                    help="size of the demo corpus in MB when --input is not given (default 8)")
@@ -115,9 +118,13 @@ def preflight(args: argparse.Namespace):
     from pydantic import ValidationError
     from replaymill.schemas.recipe import resolve_recipe
 
+    from replaymill.transforms.tokens import TokenizerError, open_tokenizer
+
     try:
         recipe = apply_overrides(resolve_recipe(args.recipe), args)
-    except FileNotFoundError as e:
+        if args.tokenizer:
+            open_tokenizer(args.tokenizer)
+    except (FileNotFoundError, TokenizerError) as e:
         raise UsageError(str(e)) from None
     except ValidationError as e:
         first = e.errors()[0]
@@ -181,10 +188,13 @@ def run_build(args: argparse.Namespace, recipe, options) -> int:
     log.info("recipe %s; %d input pattern(s) -> %s; runner %s", recipe.name, len(args.input), args.output, args.runner)
     start = time.perf_counter()
     with beam.Pipeline(options=options) as p:
-        build(p, list(args.input), args.output, recipe)
+        build(p, list(args.input), args.output, recipe, tokenizer=args.tokenizer)
     elapsed = time.perf_counter() - start
     manifest = read_manifest(args.output)
     render_funnel(manifest)
     log.info("done in %.1f s: %d documents in %d shards, manifest %s/_manifest.json",
              elapsed, manifest.total.docs, len(manifest.shards), args.output)
+    if manifest.token_counter is not None and manifest.token_counter.kind == "tokenizer":
+        log.info("n_tokens counted with tokenizer %s (sha256 %s)", manifest.token_counter.path,
+                 manifest.token_counter.sha256[:12])
     return 0

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="what the weights count: tokens (default, or the preset's) or documents")
     p.add_argument("--on-short", choices=("error", "upsample", "renormalize"), default="error",
                    help="when a domain has too little: fail (default), repeat it (counted), or share its gap")
+    p.add_argument("--tokenizer", metavar="PATH",
+                   help="count the token budget in this tokenizer's tokens (tokenizer.json or an HF tokenizer/model "
+                   "directory, e.g. the base model's); documents are recounted unless the set was built with it")
     p.add_argument("--seed", type=int, default=0, help="seed of the within-domain permutations / Gumbel noise")
     p.add_argument("--quality-temperature", type=float, default=None, metavar="T",
                    help="weight documents within a domain by exp(quality / T) (smaller T: best first)")
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from replaymill.shards.io import read_manifest
     from replaymill.shards.reader import ShardSet
     from replaymill.shards.sampler import ShortDomainError
+    from replaymill.transforms.tokens import TokenizerError, open_tokenizer
 
     options = command_options(args)
     budget = args.tokens if args.tokens is not None else args.docs
@@ -87,11 +91,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--output must differ from --shards")
     try:
         shardset = ShardSet.open(args.shards)
+        recount = None  # a tokenizer to recount with, when the set's n_tokens were counted by something else
+        if args.tokenizer:
+            tokenizer, counter = open_tokenizer(args.tokenizer)
+            own = shardset.manifest.token_counter
+            if own is None or own.sha256 != counter["sha256"]:
+                recount = tokenizer
+                print(f"counting tokens with {args.tokenizer} (the set's n_tokens were counted by "
+                      f"{own.name if own else 'an unrecorded counter'}): every document is recounted")
         if args.target:
             target, preset_by, described = resolve_target(args.target)
             by = args.by or preset_by or "tokens"
             picks, report = plan_target(shardset, target, by=by, budget=budget, budget_by=budget_by, seed=args.seed,
-                                        on_short=args.on_short, quality_temperature=args.quality_temperature)
+                                        on_short=args.on_short, quality_temperature=args.quality_temperature,
+                                        tokenizer=recount)
             report["target_spec"] = described
         else:
             by = args.by or budget_by
@@ -99,15 +112,17 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError("with --reference the budget counts what --by counts (--tokens with --by tokens)")
             reference = read_reference_texts(args.reference)
         prepare_output(args.output, args.overwrite)
-    except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError) as e:
+    except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError, TokenizerError) as e:
         raise UsageError(str(e).splitlines()[0] if str(e) else repr(e)) from None
 
     with beam.Pipeline(options=options) as p:
         if args.target:
-            sample_target(p, shardset, args.output, picks, report, rows_per_part=args.rows_per_shard)
+            sample_target(p, shardset, args.output, picks, report, rows_per_part=args.rows_per_shard,
+                          tokenizer=args.tokenizer)
         else:
             sample_reference(p, shardset, args.output, reference, budget=budget, by=by, seed=args.seed,
-                             quality_temperature=args.quality_temperature, rows_per_part=args.rows_per_shard)
+                             quality_temperature=args.quality_temperature, rows_per_part=args.rows_per_shard,
+                             tokenizer=args.tokenizer)
     summary(read_manifest(args.output).model_dump(mode="json"))
     return 0
 
@@ -116,7 +131,9 @@ def summary(manifest: dict) -> None:
     """Target vs achieved per key, divergence and shortfall handling, printed after the run."""
     s = manifest["extra"]["sampling"]
     total = manifest["total"]
-    print(f"wrote {total['docs']:,} documents, {total['tokens']:,} tokens in {len(manifest['shards'])} shards")
+    counter = manifest.get("token_counter") or {}
+    counted = f" ({counter.get('kind')}: {counter.get('name')})" if counter else ""
+    print(f"wrote {total['docs']:,} documents, {total['tokens']:,} tokens{counted} in {len(manifest['shards'])} shards")
     target, effective = s.get("target", {}), s.get("effective_target", {})
     print(f"{'key':<16}{'target':>10}{'effective':>10}{'achieved':>10}{'units':>14}")
     for key, a in s["achieved"].items():
