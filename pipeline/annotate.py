@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 
+from replaymill.pipeline import progress
 from replaymill.pipeline.rejects import REJECTS_TAG, RejectEmitter
 from replaymill.schemas.recipe import Recipe
 from replaymill.transforms.domains import tag_domain
@@ -50,6 +51,7 @@ class AnnotateBatchFn(beam.DoFn):
         self._keep = frozenset(recipe.langid.keep) if recipe.langid.keep is not None else None
         # Fails at pipeline construction, on the driver, if the model path is wrong.
         self._identifier = LanguageIdentifier(recipe.langid.model_path)
+        self._progress = progress.reporter()
 
     def setup(self) -> None:
         self._identifier.load()
@@ -102,6 +104,7 @@ class AnnotateBatchFn(beam.DoFn):
             else:
                 yield self._rejects.document(doc, *reason)
         predictions = self._identifier.predict_batch([d["text"] for d in candidates])
+        self._progress.add("annotate.docs", len(batch))
         kept = []
         for doc, (lang, score) in zip(candidates, predictions):
             try:
@@ -112,11 +115,15 @@ class AnnotateBatchFn(beam.DoFn):
             if isinstance(result, tuple):
                 yield self._rejects.document(doc, *result)
             else:
+                self._progress.add("annotate.kept")
                 kept.append(result)
         if self._tokenizer is not None and kept:
             for doc, n in zip(kept, count_tokens([d["text"] for d in kept], self._tokenizer)):
                 doc["n_tokens"] = n
         yield from kept
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
 
 
 class Annotate(beam.PTransform):

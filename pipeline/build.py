@@ -6,14 +6,12 @@ last step of the graph, from the gathered ShardInfos, so it exists only if every
 """
 from __future__ import annotations
 
-import logging
 import platform
-import time
 from importlib import metadata
-from typing import Any, Iterator
 
 import apache_beam as beam
 
+from replaymill.audit.funnel import enabled_stages
 from replaymill.pipeline.annotate import Annotate
 from replaymill.pipeline.exact_dedup import ExactDedup
 from replaymill.pipeline.funnel import ComputeFunnel
@@ -38,28 +36,6 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-class LogProgress(beam.DoFn):
-    """Passes documents through, logging this worker's running count at 1-2-5 steps (1k, 2k, 5k, 10k, ...).
-
-    Local runs show it on the terminal; on a cluster it lands in the worker logs. A per-worker
-    count needs no coordination, so it costs nothing in a distributed run."""
-
-    def __init__(self, what: str):
-        self.what = what
-
-    def setup(self) -> None:
-        self._n, self._next, self._start = 0, 1000, time.perf_counter()
-
-    def process(self, doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        self._n += 1
-        if self._n >= self._next:
-            rate = self._n / max(time.perf_counter() - self._start, 1e-9)
-            logging.getLogger("replaymill.build").info("%s: %s documents on this worker (%.0f docs/s)", self.what, f"{self._n:,}", rate)
-            step = self._next // 10 ** (len(str(self._next)) - 1)
-            self._next = self._next // step * {1: 2, 2: 5, 5: 10}[step]
-        yield doc
-
-
 def near_dedup_transform(recipe: Recipe) -> beam.PTransform:
     """NearDedup, imported only when the recipe enables it (its own module carries MinHash deps)."""
     from replaymill.pipeline.near_dedup import NearDedup
@@ -77,7 +53,6 @@ def build(pipeline: beam.Pipeline, inputs: list[str], output: str, recipe: Recip
 
     counter = open_tokenizer(tokenizer)[1] if tokenizer else {}
     docs, read_rejects = pipeline | "Read" >> ReadCorpus(inputs)
-    docs = docs | "ReadProgress" >> beam.ParDo(LogProgress("read"))
     kept, annotate_rejects = docs | "Annotate" >> Annotate(recipe, tokenizer)
     kept, exact_rejects = kept | "ExactDedup" >> ExactDedup(recipe.exact_dedup)
     stage_rejects = [read_rejects, annotate_rejects, exact_rejects]
@@ -86,7 +61,7 @@ def build(pipeline: beam.Pipeline, inputs: list[str], output: str, recipe: Recip
         stage_rejects.append(near_rejects)
 
     rejects = stage_rejects | "AllRejects" >> beam.Flatten()
-    funnel = pipeline | "Funnel" >> ComputeFunnel(docs, read_rejects, rejects, kept)
+    funnel = pipeline | "Funnel" >> ComputeFunnel(docs, read_rejects, rejects, kept, enabled_stages(recipe))
     rejects_files = rejects | "WriteRejects" >> WriteRejects(output) if recipe.output.write_rejects else None
 
     shard_infos = kept | "WriteShards" >> WriteShards(output, recipe.output.max_shard_bytes)

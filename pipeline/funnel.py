@@ -3,80 +3,130 @@
 `read` = documents the readers produced + reader rejects (records that could not become documents);
 `dropped` = rejects of every stage counted per reason; `kept` = documents reaching the sink.
 So `read == kept + sum(dropped.values())` whenever every stage accounts for what it drops, which
-the tests check. All three are counted by Beam combines and meet in one singleton, so nothing
-passes through driver memory; the CLI renders the table afterwards from the manifest alone.
+the tests check. Tokens are counted the same way (`dropped_tokens`, `kept_tokens`; every reject
+after the reader carries its document's `n_tokens`), and `read_tokens` is their sum, so the token
+column adds up too without a separate pass over the input. All of it is counted by Beam combines
+meeting in one singleton, so nothing passes through driver memory; the CLI renders the table
+afterwards from the manifest alone, in stage order (`audit.funnel`).
 """
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 import apache_beam as beam
 
+from replaymill.audit.funnel import FORMAT, funnel_rows, stage_of_reason
 from replaymill.schemas.manifest import Manifest
 
-DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
+Pair = tuple[int, int]  # (documents, tokens)
 
 
-def _assemble(read_docs: int, reader_rejects: int, dropped: dict[str, int], kept: int) -> dict[str, Any]:
+class _SumPairs(beam.CombineFn):
+    """Sums (documents, tokens) pairs; order- and split-independent."""
+
+    def create_accumulator(self) -> Pair:
+        return (0, 0)
+
+    def add_input(self, acc: Pair, value: Pair) -> Pair:
+        return (acc[0] + value[0], acc[1] + value[1])
+
+    def merge_accumulators(self, accs: Iterable[Pair]) -> Pair:
+        docs = tokens = 0
+        for d, t in accs:
+            docs, tokens = docs + d, tokens + t
+        return (docs, tokens)
+
+    def extract_output(self, acc: Pair) -> Pair:
+        return acc
+
+
+def _reason_key(reject: dict[str, Any]) -> tuple[tuple[str, str], Pair]:
+    reason = reject.get("reason") or "unknown"
+    return (reason, stage_of_reason(reason, reject.get("stage"))), (1, int(reject.get("n_tokens") or 0))
+
+
+def _assemble(read_docs: int, reader_rejects: int, per_reason: list, kept: Pair, enabled: list[str]) -> dict[str, Any]:
+    dropped = {reason: int(n) for (reason, _), (n, _) in sorted(per_reason)}
+    # reader rejects have no text, so no token count (rather than a misleading 0)
+    dropped_tokens = {reason: int(t) for (reason, stage), (_, t) in sorted(per_reason) if stage != FORMAT}
     return {
         "read": int(read_docs) + int(reader_rejects),
-        "dropped": {k: int(v) for k, v in sorted(dropped.items())},
-        "kept": int(kept),
+        "dropped": dropped,
+        "kept": int(kept[0]),
+        "read_tokens": int(kept[1]) + sum(dropped_tokens.values()),
+        "dropped_tokens": dropped_tokens,
+        "kept_tokens": int(kept[1]),
+        "stage_of": {reason: stage for (reason, stage), _ in sorted(per_reason)},
+        "enabled": list(enabled),
     }
 
 
 class ComputeFunnel(beam.PTransform):
-    """`funnel = pipeline | ComputeFunnel(read_docs, reader_rejects, all_rejects, kept)`: one Funnel dict."""
+    """`funnel = pipeline | ComputeFunnel(read_docs, reader_rejects, all_rejects, kept, enabled)`: one Funnel dict.
+
+    `enabled` lists the stages the recipe switched on (`audit.funnel.enabled_stages`)."""
 
     def __init__(self, read_docs: beam.PCollection, reader_rejects: beam.PCollection,
-                 all_rejects: beam.PCollection, kept: beam.PCollection):
+                 all_rejects: beam.PCollection, kept: beam.PCollection, enabled: list[str] | None = None):
         super().__init__()
         self.read_docs = read_docs
         self.reader_rejects = reader_rejects
         self.all_rejects = all_rejects
         self.kept = kept
+        self.enabled = list(enabled or [])
 
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
         n_read = self.read_docs | "CountRead" >> beam.combiners.Count.Globally()
         n_reader_rejects = self.reader_rejects | "CountReaderRejects" >> beam.combiners.Count.Globally()
-        n_kept = self.kept | "CountKept" >> beam.combiners.Count.Globally()
-        dropped = (
+        kept = (
+            self.kept
+            | "KeptTokens" >> beam.Map(lambda d: (1, int(d.get("n_tokens") or 0)))
+            | "SumKept" >> beam.CombineGlobally(_SumPairs())
+        )
+        per_reason = (
             self.all_rejects
-            | "Reason" >> beam.Map(lambda r: r.get("reason") or "unknown")
-            | "PerReason" >> beam.combiners.Count.PerElement()
-            | "AsDict" >> beam.combiners.ToDict()
+            | "Reason" >> beam.Map(_reason_key)
+            | "PerReason" >> beam.CombinePerKey(_SumPairs())
+            | "AsList" >> beam.combiners.ToList()
         )
         return n_read | "Assemble" >> beam.Map(
             _assemble,
             reader_rejects=beam.pvalue.AsSingleton(n_reader_rejects),
-            dropped=beam.pvalue.AsSingleton(dropped),
-            kept=beam.pvalue.AsSingleton(n_kept),
+            per_reason=beam.pvalue.AsSingleton(per_reason),
+            kept=beam.pvalue.AsSingleton(kept),
+            enabled=self.enabled,
         )
 
 
+def _amount(n: int | None, whole: int | None) -> tuple[str, str]:
+    if n is None:
+        return "-", ""
+    return f"{n:,}", (f"{100.0 * n / whole:.1f}%" if whole else "-")
+
+
 def render_funnel(manifest: Manifest, console: Any = None) -> None:
-    """Print the funnel and the per domain x language table of a finished build (rich)."""
+    """Print the funnel (stage order, documents and tokens) and the per domain x language table (rich)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 120)  # piped: wide enough, never wrapped
     f = manifest.funnel
-    funnel = Table(title="Build funnel", show_header=True, header_style="bold")
-    funnel.add_column("stage")
-    funnel.add_column("documents", justify="right")
-    funnel.add_column("share of read", justify="right")
-
-    def pct(n: int) -> str:
-        return f"{100.0 * n / f.read:.1f}%" if f.read else "-"
-
-    funnel.add_row("read", f"{f.read:,}", pct(f.read))
-    for reason, n in f.dropped.items():
-        if reason not in DEDUP_REASONS:
-            funnel.add_row(f"  dropped: {reason}", f"{n:,}", pct(n))
-    for reason in DEDUP_REASONS:
-        if reason in f.dropped:
-            funnel.add_row(f"  deduplicated: {reason}", f"{f.dropped[reason]:,}", pct(f.dropped[reason]))
-    funnel.add_row("kept", f"{f.kept:,}", pct(f.kept), style="bold")
+    funnel = Table(title="Build funnel", title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+    funnel.add_column("stage", no_wrap=True)
+    for name in ("documents", "% read", "tokens", "% tokens"):
+        funnel.add_column(name, justify="right", no_wrap=True)
+    for row in funnel_rows(f):
+        docs, docs_pct = _amount(row.docs, f.read)
+        tokens, tokens_pct = _amount(row.tokens, f.read_tokens)
+        if row.kind == "drop":
+            label = ("  " if row.level == 0 else "      ") + row.label
+            style = "dim" if row.docs == 0 or row.level else ""
+        else:
+            label, style = row.label, "bold"
+        funnel.add_row(label, docs, docs_pct, tokens, tokens_pct, style=style)
     console.print(funnel)
 
     cells: dict[tuple[str, str], list[int]] = {}
@@ -85,9 +135,9 @@ def render_funnel(manifest: Manifest, console: Any = None) -> None:
         c[0] += s.rows
         c[1] += s.tokens
         c[2] += 1
-    grid = Table(title="Kept, per domain x language", show_header=True, header_style="bold")
+    grid = Table(title="Kept, per domain x language", title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
     for name, justify in (("domain", "left"), ("lang", "left"), ("docs", "right"), ("tokens", "right"), ("shards", "right")):
-        grid.add_column(name, justify=justify)
+        grid.add_column(name, justify=justify, no_wrap=True)
     for (domain, lang), (docs, tokens, n) in sorted(cells.items(), key=lambda kv: -kv[1][1]):
         grid.add_row(domain, lang, f"{docs:,}", f"{tokens:,}", str(n))
     grid.add_row("total", "", f"{manifest.total.docs:,}", f"{manifest.total.tokens:,}", str(len(manifest.shards)), style="bold")

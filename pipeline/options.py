@@ -47,7 +47,9 @@ def make_options(
         *(beam_args or []),
     ]
     if local:
-        flags += [f"--direct_num_workers={workers}", f"--direct_running_mode={running_mode}"]
+        # in_memory runs one process whatever the count; asking for more only earns Beam's warning
+        count = 1 if running_mode == "in_memory" else workers
+        flags += [f"--direct_num_workers={count}", f"--direct_running_mode={running_mode}"]
     return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)
 
 

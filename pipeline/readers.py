@@ -23,6 +23,7 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from replaymill.pipeline.progress import metered
 from replaymill.schemas.document import new_document
 from replaymill.transforms.html_text import charset_of, decode_html, html_to_text
 from replaymill.transforms.records import (
@@ -114,8 +115,9 @@ def sniff_codec(path: str, declared: str) -> str:
 
 
 def open_raw(path: str) -> IO[bytes]:
-    """The file's bytes as stored (Beam must not decompress: we detect truncation ourselves)."""
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    """The file's bytes as stored (Beam must not decompress: we detect truncation ourselves),
+    counted for the progress bar when the calling DoFn is `metering` (`pipeline.progress`)."""
+    return metered(FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED))
 
 
 class _ZstdFrameTracker:

@@ -11,6 +11,7 @@ from typing import Any
 import apache_beam as beam
 
 from replaymill.schemas.reject import Reject, reject_document
+from replaymill.transforms.tokens import estimate_tokens
 
 NAMESPACE = "replaymill.rejects"
 REJECTS_TAG = "rejects"
@@ -39,5 +40,10 @@ class RejectEmitter:
 
     def document(self, doc: dict[str, Any], reason: str, detail: str = "",
                  matched_id: str | None = None) -> beam.pvalue.TaggedOutput:
-        """Reject a document of this stage (id, source and text sample taken from it)."""
-        return self.emit(reject_document(doc, reason, stage=self.stage, detail=detail, matched_id=matched_id))
+        """Reject a document of this stage (id, source, text sample and token count taken from it; a
+        document not yet annotated gets the same token estimate the build stores for kept ones)."""
+        tokens = doc.get("n_tokens")
+        if tokens is None and isinstance(doc.get("text"), str):
+            tokens = estimate_tokens(doc["text"])
+        return self.emit(reject_document(doc, reason, stage=self.stage, detail=detail, matched_id=matched_id,
+                                         n_tokens=tokens))

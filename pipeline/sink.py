@@ -33,6 +33,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from replaymill.pipeline import progress
 from replaymill.schemas.document import COLUMN_NAMES, SCHEMA_VERSION, to_record_batch
 from replaymill.schemas.manifest import MANIFEST_NAME, Funnel, Manifest, ShardInfo, TokenCounter, totals_from_shards
 from replaymill.shards.io import join, write_manifest, write_shard
@@ -111,6 +112,7 @@ class _WriteShard(beam.DoFn):
     def __init__(self, root: str, max_shard_bytes: int):
         self.root = root
         self.max_shard_bytes = max_shard_bytes
+        self._progress = progress.reporter()
 
     def process(self, element: tuple[tuple[str, str, int], Iterable[dict[str, Any]]]) -> Iterator[dict]:
         (domain, lang, bucket), rows = element
@@ -118,8 +120,13 @@ class _WriteShard(beam.DoFn):
         for part, chunk in enumerate(split_by_size(ordered, self.max_shard_bytes)):
             table = pa.Table.from_batches([to_record_batch(chunk)])
             info = write_shard(self.root, shard_path(domain, lang, bucket, part), table, domain, lang)
-            log.info("wrote %s: %d rows, %.1f MB", info.path, info.rows, info.bytes / 1e6)
+            log.debug("wrote %s: %d rows, %.1f MB", info.path, info.rows, info.bytes / 1e6)
+            self._progress.add("write.rows", info.rows)
+            self._progress.add("write.shards")
             yield info.model_dump()
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
 
 
 class WriteShards(beam.PTransform):

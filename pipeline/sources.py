@@ -22,6 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from replaymill.pipeline import progress
 from replaymill.pipeline.readers import HF_SCHEME, WorkItem, classify, open_raw, read_item, sniff_codec
 from replaymill.pipeline.rejects import RejectEmitter
 
@@ -196,19 +197,25 @@ class _ReadItemFn(beam.DoFn):
         self._max_record_bytes = max_record_bytes
         self._docs_read = Metrics.counter(METRICS_NAMESPACE, "docs_read")
         self._rejects = RejectEmitter("read", REJECTS_TAG)
+        self._progress = progress.reporter()
 
     def process(self, item: WorkItem) -> Iterator[Any]:
         docs = rejects = 0
-        for parsed in read_item(item, self._max_record_bytes):
-            if parsed.doc is not None:
-                docs += 1
-                self._docs_read.inc()
-                yield parsed.doc
-            else:
-                rejects += 1
-                yield self._rejects.emit(parsed.reject)
+        with progress.metering(self._progress, "read.bytes", compressed=bool(item.codec)):
+            for parsed in read_item(item, self._max_record_bytes):
+                if parsed.doc is not None:
+                    docs += 1
+                    self._docs_read.inc()
+                    self._progress.add("read.docs")
+                    yield parsed.doc
+                else:
+                    rejects += 1
+                    yield self._rejects.emit(parsed.reject)
         span = "" if item.end is None else f" [{item.start}, {item.end})"
-        log.info("read %s%s: %d docs, %d rejects", item.name, span, docs, rejects)
+        log.debug("read %s%s: %d docs, %d rejects", item.name, span, docs, rejects)
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
 
 
 class ReadCorpus(beam.PTransform):

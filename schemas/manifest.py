@@ -35,12 +35,24 @@ class Totals(BaseModel):
 
 
 class Funnel(BaseModel):
-    """Documents read, dropped per reason (filters, dedup, reader errors) and kept."""
+    """Documents read, dropped per reason (filters, dedup, reader errors) and kept, with their tokens.
+
+    `stage_of` names the pipeline stage that emitted each reason (from the reject records) and
+    `enabled` lists the stages the recipe switched on, so a report can show the funnel in stage
+    order with a row for every enabled stage, even one that dropped nothing (`audit.funnel`).
+    Tokens are the estimate the build stores per document; reader rejects have no text, so
+    `read_tokens` counts the documents that parsed (= kept + every later stage's drops).
+    """
 
     model_config = ConfigDict(extra="forbid")
     read: int = 0
     dropped: dict[str, int] = Field(default_factory=dict)
     kept: int = 0
+    read_tokens: int | None = None
+    dropped_tokens: dict[str, int] = Field(default_factory=dict)
+    kept_tokens: int | None = None
+    stage_of: dict[str, str] = Field(default_factory=dict)
+    enabled: list[str] = Field(default_factory=list)
 
 
 class TokenCounter(BaseModel):

@@ -17,7 +17,9 @@ SAMPLE_CHARS = 200
 
 class Reject(TypedDict):
     """A dropped record: why (`reason`), where (`stage`), what (`id`, `source`, a text `sample`),
-    a human `detail`, and for duplicates the id of the document that was kept (`matched_id`)."""
+    a human `detail`, for duplicates the id of the document that was kept (`matched_id`), and the
+    dropped document's token estimate (`n_tokens`: None for reader rejects, which have no text),
+    so the funnel says how many tokens each reason removed."""
 
     reason: str
     stage: str
@@ -26,6 +28,7 @@ class Reject(TypedDict):
     detail: str
     sample: str
     matched_id: str | None
+    n_tokens: int | None
 
 
 REJECT_FIELDS: tuple[str, ...] = tuple(Reject.__annotations__)
@@ -40,6 +43,7 @@ def make_reject(
     detail: str = "",
     sample: str | bytes = "",
     matched_id: str | None = None,
+    n_tokens: int | None = None,
 ) -> Reject:
     """A Reject with its sample cut to 200 characters (bytes decoded leniently; surrogates replaced).
 
@@ -49,13 +53,16 @@ def make_reject(
         sample = bytes(sample[: SAMPLE_CHARS * 4]).decode("utf-8", errors="replace")
     sample = sample[:SAMPLE_CHARS].encode("utf-8", errors="replace").decode("utf-8")
     return Reject(reason=reason, stage=stage, id=id, source=source, detail=detail, sample=sample,
-                  matched_id=matched_id)
+                  matched_id=matched_id, n_tokens=None if n_tokens is None else int(n_tokens))
 
 
 def reject_document(
     doc: dict[str, Any], reason: str, *, stage: str, detail: str = "", matched_id: str | None = None,
+    n_tokens: int | None = None,
 ) -> Reject:
-    """The Reject of a document (an in-flight document dict): its id, source and a text sample."""
+    """The Reject of a document (an in-flight document dict): its id, source, a text sample and
+    its token count (`n_tokens`, else the document's own `n_tokens`)."""
     text = doc.get("text")
     return make_reject(reason, stage=stage, id=doc.get("id"), source=doc.get("source"), detail=detail,
-                       sample=text if isinstance(text, str) else "", matched_id=matched_id)
+                       sample=text if isinstance(text, str) else "", matched_id=matched_id,
+                       n_tokens=doc.get("n_tokens") if n_tokens is None else n_tokens)

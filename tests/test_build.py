@@ -82,6 +82,19 @@ def test_funnel_adds_up(manifest, shared_data):
     assert f.dropped.get("exact_duplicate", 0) > 0  # the CC sample has real duplicates
 
 
+def test_funnel_records_tokens_stages_and_order(manifest):
+    from replaymill.audit.funnel import funnel_rows
+
+    f = manifest.funnel
+    assert f.kept_tokens == manifest.total.tokens > 0
+    assert f.read_tokens == f.kept_tokens + sum(f.dropped_tokens.values())
+    assert set(f.dropped_tokens) == set(f.dropped) - {r for r, s in f.stage_of.items() if s == "format"}
+    assert f.enabled == ["format", "length", "langid", "quality:gopher_repetition", "exact", "near"]
+    stages = [r.label for r in funnel_rows(f) if r.level == 0]
+    assert stages == ["read", "format rejects", "length", "language ID", "quality: gopher_repetition",
+                      "exact dedup", "near dedup", "kept"]
+
+
 def test_shards_match_manifest(out, manifest):
     on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.arrow"))
     assert on_disk == [s.path for s in manifest.shards]

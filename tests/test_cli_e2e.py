@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def replaymill(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    # the caller's PYTHONPATH first: a worktree that maps `replaymill` to itself must run its own code
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""), str(REPO)) if p)
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "120"}
     return subprocess.run([sys.executable, "-m", "replaymill.pipeline.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -59,7 +61,9 @@ def demo(tmp_path_factory):
 def test_demo_build_prints_funnel_and_writes_shards(demo):
     out, r = demo
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "Build funnel" in r.stdout and "exact_duplicate" in r.stdout and "kept" in r.stdout
+    assert "Build funnel" in r.stdout and "exact dedup" in r.stdout and "kept" in r.stdout
+    assert f"to {out}" in r.stdout.splitlines()[-1] and "_manifest.json" in r.stdout.splitlines()[-1]  # where it went
+    assert "direct_num_workers" not in r.stderr and "━" not in r.stdout  # no Beam warning; no bars when piped
     manifest = read_manifest(str(out))
     assert manifest.total.docs == manifest.funnel.kept > 100
     assert manifest.funnel.dropped["exact_duplicate"] > 0  # identical licence files across packages

@@ -412,7 +412,7 @@ def test_progress_logged_per_work_item(hostile, caplog):
     from replaymill.pipeline.sources import _ReadItemFn
 
     item = WorkItem(str(hostile["root"] / "mixed.jsonl.gz"), "mixed.jsonl.gz", "jsonl", "gzip")
-    with caplog.at_level("INFO", logger="replaymill.pipeline.sources"):
+    with caplog.at_level("DEBUG", logger="replaymill.pipeline.sources"):  # per-item lines are debug: the bars show progress
         outputs = list(_ReadItemFn(CAP).process(item))
     assert len(outputs) == 60 + len(BAD_LINES)
     assert f"read mixed.jsonl.gz: 60 docs, {len(BAD_LINES)} rejects" in caplog.text

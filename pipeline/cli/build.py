@@ -149,7 +149,6 @@ def check_inputs(patterns: list[str]) -> None:
         raise UsageError(str(e).splitlines()[0]) from None
 
 
-# The local runner relays each worker log line as `Worker: severity: ... message: "..." ...`.
 def run(args: argparse.Namespace) -> int:
     from replaymill.pipeline.cli.logs import configure_logging
 
@@ -170,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             demo_dir = tempfile.mkdtemp(prefix="replaymill-demo-")
             mb = args.demo_mb or DEFAULT_MB
             args.input = write_demo_corpus(demo_dir, mb)
-            log.info("no --input: built a %g MB demo corpus from this Python installation in %s", mb, demo_dir)
+            print(f"no --input: built a {mb:g} MB demo corpus from this Python installation in {demo_dir}")
         return run_build(args, recipe, options)
     finally:
         if demo_dir:
@@ -178,23 +177,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace, recipe, options) -> int:
-    """Run the pipeline, then print the funnel table from the manifest it wrote."""
+    """Run the pipeline under progress bars, then print the funnel table from the manifest it wrote."""
     import apache_beam as beam
+    from rich.console import Console
 
     from replaymill.pipeline.build import build
     from replaymill.pipeline.funnel import render_funnel
+    from replaymill.pipeline.progress import ProgressView, Task, graph_reporting
+    from replaymill.pipeline.sources import match_inputs
     from replaymill.shards.io import read_manifest
 
-    log.info("recipe %s; %d input pattern(s) -> %s; runner %s", recipe.name, len(args.input), args.output, args.runner)
+    console = Console()
+    input_bytes = sum(s.size for s in match_inputs(list(args.input)))
+    print(f"build: {len(args.input)} input pattern(s), {input_bytes / 1e6:,.1f} MB -> {args.output} "
+          f"(recipe {recipe.name}, {args.runner}{', in memory' if args.in_memory else ''})")
+    view = ProgressView([
+        Task("read.bytes", "read", total=input_bytes or None, unit="bytes", detail={"read.docs": "docs"}),
+        Task("annotate.kept", "filtered", unit="docs kept", detail={"annotate.docs": "seen"}),
+        Task("write.rows", "write", unit="rows", detail={"write.shards": "shards"}),
+    ], console=console)
     start = time.perf_counter()
-    with beam.Pipeline(options=options) as p:
-        build(p, list(args.input), args.output, recipe, tokenizer=args.tokenizer)
+    pipeline = beam.Pipeline(options=options)
+    with graph_reporting(view, args.runner):
+        build(pipeline, list(args.input), args.output, recipe, tokenizer=args.tokenizer)
+    view.run(pipeline)
     elapsed = time.perf_counter() - start
     manifest = read_manifest(args.output)
     render_funnel(manifest)
-    log.info("done in %.1f s: %d documents in %d shards, manifest %s/_manifest.json",
-             elapsed, manifest.total.docs, len(manifest.shards), args.output)
+    print(f"wrote {manifest.total.docs:,} documents ({manifest.total.tokens:,} tokens) in "
+          f"{len(manifest.shards)} shards to {args.output} in {elapsed:.1f} s; "
+          f"manifest: {args.output.rstrip('/')}/_manifest.json")
     if manifest.token_counter is not None and manifest.token_counter.kind == "tokenizer":
-        log.info("n_tokens counted with tokenizer %s (sha256 %s)", manifest.token_counter.path,
-                 manifest.token_counter.sha256[:12])
+        print(f"n_tokens counted with tokenizer {manifest.token_counter.path} (sha256 {manifest.token_counter.sha256[:12]})")
     return 0

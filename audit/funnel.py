@@ -1,0 +1,130 @@
+"""The build funnel in stage order, for people: read, format rejects, length, language ID, each
+quality rule set, exact dedup, near dedup, kept.
+
+A manifest stores the funnel as counts per reject reason (`schemas.manifest.Funnel`); this module
+turns it into rows in the order the pipeline applies its stages, with tokens beside documents and
+a row for every stage the recipe enabled even when it dropped nothing (a silent 0 is information:
+the stage ran). Every renderer (the build's table, the audit's terminal, JSON and HTML) reads
+`funnel_rows`, so they list the same rows in the same order.
+
+Which stage a reason belongs to comes from the reject records themselves (`Funnel.stage_of`,
+recorded by the build); manifests written before that field existed fall back to the reason's
+name. A reason of a stage this module does not know (a new filter) is still shown, after the
+quality rule sets and before dedup, so nothing the pipeline dropped can vanish from the table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from replaymill.transforms.records import REJECT_REASONS
+
+# Stage keys in pipeline order; `quality:<rule set>` keys sit between "langid" and "other".
+FORMAT, LENGTH, LANGID, QUALITY, OTHER, EXACT, NEAR = "format", "length", "langid", "quality", "other", "exact", "near"
+STAGE_LABELS = {
+    FORMAT: "format rejects", LENGTH: "length", LANGID: "language ID", OTHER: "other filters",
+    EXACT: "exact dedup", NEAR: "near dedup",
+}
+_LENGTH_REASONS = ("too_short", "too_long")
+_EXACT_REASONS = ("exact_duplicate",)
+_NEAR_REASONS = ("near_duplicate",)
+# The pipeline stage names reject records carry (`stage` field) that map straight onto a funnel stage.
+_RECORD_STAGES = {"read": FORMAT, "exact_dedup": EXACT, "near_dedup": NEAR}
+
+
+@dataclass(frozen=True)
+class FunnelRow:
+    """One line of the funnel: a stage total (`level` 0) or one reason inside it (`level` 1).
+
+    `kind` is "read", "drop" or "kept"; `tokens` is None where it is unknown (reader rejects carry
+    no text, and manifests from before token counting have none)."""
+
+    label: str
+    docs: int
+    tokens: int | None
+    level: int
+    kind: str
+    stage: str
+
+
+def enabled_stages(recipe: Any) -> list[str]:
+    """The funnel stages a recipe (a `Recipe` or its JSON dict) switches on, in pipeline order."""
+    r = recipe if isinstance(recipe, dict) else recipe.model_dump(mode="json")
+    stages = [FORMAT, LENGTH]
+    langid = r.get("langid") or {}
+    if langid.get("keep") is not None or (langid.get("min_score") or 0) > 0:
+        stages.append(LANGID)
+    quality = r.get("quality") or {}
+    stages += [f"{QUALITY}:{name}" for name, v in quality.items() if isinstance(v, dict) and v.get("enabled")]
+    if (r.get("exact_dedup") or {}).get("enabled"):
+        stages.append(EXACT)
+    if (r.get("near_dedup") or {}).get("enabled"):
+        stages.append(NEAR)
+    return stages
+
+
+def stage_of_reason(reason: str, record_stage: str | None = None) -> str:
+    """The funnel stage of one reject reason (`record_stage`: the reject record's own `stage`)."""
+    if reason in _EXACT_REASONS:
+        return EXACT
+    if reason in _NEAR_REASONS:
+        return NEAR
+    if record_stage in _RECORD_STAGES:
+        return _RECORD_STAGES[record_stage]
+    if record_stage in (None, "annotate"):
+        if reason in _LENGTH_REASONS:
+            return LENGTH
+        if reason.startswith("lang"):
+            return LANGID
+        if ":" in reason:
+            return f"{QUALITY}:{reason.split(':', 1)[0]}"
+        if record_stage is None and reason in REJECT_REASONS:
+            return FORMAT
+    return OTHER
+
+
+def _order(stage: str) -> tuple[int, str]:
+    head = stage.split(":", 1)[0]
+    rank = {FORMAT: 0, LENGTH: 1, LANGID: 2, QUALITY: 3, OTHER: 4, EXACT: 5, NEAR: 6}.get(head, 4)
+    return rank, stage
+
+
+def stage_label(stage: str) -> str:
+    if stage.startswith(f"{QUALITY}:"):
+        return f"quality: {stage.split(':', 1)[1]}"
+    return STAGE_LABELS.get(stage, stage)
+
+
+def reason_label(reason: str, stage: str) -> str:
+    """A reason as shown under its stage (`gopher_quality:n_words` under gopher_quality is `n_words`)."""
+    if stage.startswith(f"{QUALITY}:") and reason.startswith(stage.split(":", 1)[1] + ":"):
+        return reason.split(":", 1)[1]
+    return reason
+
+
+def funnel_rows(funnel: dict[str, Any] | Any) -> list[FunnelRow]:
+    """The rows of a funnel (a `Funnel` or its dict) in stage order: read, each stage with its
+    reasons below it (largest first; dedup stages have a single reason and no sub-rows), kept."""
+    f = funnel if isinstance(funnel, dict) else funnel.model_dump()
+    dropped: dict[str, int] = f.get("dropped") or {}
+    recorded: dict[str, str] = f.get("stage_of") or {}
+    by_stage: dict[str, list[str]] = {stage: [] for stage in f.get("enabled") or []}
+    for reason in dropped:
+        by_stage.setdefault(recorded.get(reason) or stage_of_reason(reason), []).append(reason)
+
+    has_tokens = f.get("kept_tokens") is not None
+    dropped_tokens: dict[str, int] = f.get("dropped_tokens") or {}
+
+    def tokens(stage: str, reasons: list[str]) -> int | None:
+        if stage == FORMAT or not has_tokens:
+            return None  # reader rejects have no text; old manifests have no token counts
+        return sum(dropped_tokens.get(r, 0) for r in reasons)
+
+    rows = [FunnelRow("read", int(f.get("read") or 0), f.get("read_tokens"), 0, "read", "read")]
+    for stage in sorted(by_stage, key=_order):
+        reasons = sorted(by_stage[stage], key=lambda r: (-dropped[r], r))
+        rows.append(FunnelRow(stage_label(stage), sum(dropped[r] for r in reasons), tokens(stage, reasons), 0, "drop", stage))
+        if stage not in (EXACT, NEAR):
+            rows += [FunnelRow(reason_label(r, stage), dropped[r], tokens(stage, [r]), 1, "drop", stage) for r in reasons]
+    rows.append(FunnelRow("kept", int(f.get("kept") or 0), f.get("kept_tokens"), 0, "kept", "kept"))
+    return rows
