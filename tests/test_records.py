@@ -107,7 +107,8 @@ def test_reject_reasons(raw, reason):
 def test_reject_record_shape_and_sample_cut():
     parsed = parse_json_line(b'{"text": ' + b'"x' * 1000, fallback_id="f@3")
     rej = parsed.reject
-    assert set(rej) == {"reason", "stage", "id", "source", "detail", "sample", "matched_id"}
+    assert set(rej) == {"reason", "stage", "id", "source", "detail", "sample", "matched_id", "n_tokens"}
+    assert rej["n_tokens"] is None  # a reader reject has no text to count
     assert rej["id"] == "f@3" and len(rej["sample"]) == 200 and rej["detail"]
 
 
