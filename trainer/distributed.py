@@ -15,14 +15,16 @@ class DistContext:
     world_size: int
     local_rank: int
     device: torch.device
+    enabled: bool = False  # a process group is up: DDP, even with one process under torchrun
+    owns_group: bool = False  # this run created the process group, so it also destroys it
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
     @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+    def backend(self) -> str | None:
+        return dist.get_backend() if self.enabled else None
 
     def barrier(self) -> None:
         if self.enabled:
@@ -46,19 +48,28 @@ class DistContext:
 
 
 def init_distributed() -> DistContext:
-    """Join the process group torchrun describes in the environment, or run alone."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    """Join the process group torchrun describes in the environment, or run alone.
+
+    Under a launcher (WORLD_SIZE and RANK set, as torchrun does) the run is DDP even with one
+    process, so `torchrun --nproc_per_node 1` exercises the same NCCL path as a multi-GPU job.
+    """
+    launched = "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if launched else 1
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
-    if world_size > 1 and not dist.is_initialized():
+    owns = launched and not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if cuda else "gloo")
-    rank = dist.get_rank() if world_size > 1 else 0
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+    enabled = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if enabled else 0
+    world_size = dist.get_world_size() if enabled else world_size
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device, enabled=enabled,
+                       owns_group=owns)
 
 
 def shutdown_distributed(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
+    if ctx.owns_group and dist.is_initialized():
         dist.destroy_process_group()

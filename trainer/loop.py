@@ -78,6 +78,8 @@ class Trainer:
         with setup_errors():
             self.resume = self.run_dir.check(cfg)
             check_trackers(cfg.report_to)
+            if self.ctx.device.type == "cuda":
+                torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
             torch.manual_seed(cfg.seed)
             self.model_dir = resolve_model(cfg.model)
             self.tokenizer = load_tokenizer(self.model_dir)
@@ -128,7 +130,8 @@ class Trainer:
             self.batches = iter(dataset)
         else:
             dataset = MixedBatches(factory, workers, self.data_states)
-            self.batches = iter(DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers))
+            self.batches = iter(DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers,
+                                           pin_memory=ctx.device.type == "cuda", prefetch_factor=4))
         self.worker_states: list[dict | None] = list(self.data_states) if self.data_states else [None] * workers
         self.replay_per_batch = replay_tokens_per_batch(cfg.replay_ratio, cfg.batch_size, cfg.seq_len)
 
@@ -144,7 +147,8 @@ class Trainer:
         self.say(f"run directory {Path(cfg.output).resolve()} (config.yaml, {LOG_NAME}, checkpoints/, final/"
                  + (", curves.png" if cfg.plot else "") + (", tensorboard/" if "tensorboard" in cfg.report_to else "") + ")")
         n = cfg.batch_size * cfg.seq_len
-        self.say(f"model {cfg.model}: {total:,} parameters ({trainable:,} trainable), world {self.ctx.world_size}, "
+        ddp = f" (DDP, {self.ctx.backend})" if self.ctx.enabled else ""
+        self.say(f"model {cfg.model}: {total:,} parameters ({trainable:,} trainable), world {self.ctx.world_size}{ddp}, "
                  f"device {self.ctx.device}; {self.replay_per_batch} of {n} tokens per micro-batch from replay "
                  f"(effective ratio {self.replay_per_batch / n:.5f})")
         if self.plan is not None and self.plan.dropped:
@@ -205,10 +209,11 @@ class Trainer:
         loss_sum, task_sum, task_n, replay_sum, replay_n = sums.tolist()
         loss, task_loss, replay_loss = ctx.mean([loss_sum / cfg.grad_accum, task_sum / max(1.0, task_n),
                                                  replay_sum / max(1.0, replay_n)])
+        elapsed = time.perf_counter() - self._t0
         return {"kind": "train", "step": self.step, "lr": lr, "loss": loss, "task_loss": task_loss,
                 "replay_loss": replay_loss if replay_n else None, "grad_norm": grad_norm, "tokens": self.tokens_seen,
                 "replay_tokens": self.step * self.replay_per_batch * cfg.grad_accum * ctx.world_size,
-                "tokens_per_s": (self.tokens_seen - self._tokens_at_start) / max(time.perf_counter() - self._t0, 1e-9)}
+                "elapsed_s": elapsed, "tokens_per_s": (self.tokens_seen - self._tokens_at_start) / max(elapsed, 1e-9)}
 
     def evaluate(self) -> dict[str, float]:
         """Held-out task and replay loss (rank 0), logged and printed; every rank waits for it."""
