@@ -26,14 +26,16 @@ from apache_beam.io.filesystems import FileSystems
 from replaymill.pipeline.progress import metered
 from replaymill.schemas.document import new_document
 from replaymill.transforms.html_text import charset_of, decode_html, html_to_text
+from replaymill.transforms.plain_text import TextDocuments
 from replaymill.transforms.records import (
-    EMPTY_TEXT, TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, UNSUPPORTED_CONTENT, UNSUPPORTED_FORMAT,
+    BAD_UTF8, EMPTY_TEXT, TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, UNSUPPORTED_CONTENT, UNSUPPORTED_FORMAT,
     Line, Parsed, compact_json, is_blank_line, make_reject, parse_json_line, record_to_document,
     split_wet_records, wet_record_to_document,
 )
 
 CODEC_SUFFIXES: dict[str, str] = {"gz": "gzip", "zst": "zstd", "zstd": "zstd", "bz2": "bz2", "xz": "xz"}
 JSONL_SUFFIXES = ("jsonl", "json", "ndjson", "jl")
+TEXT_SUFFIXES = ("txt",)  # plain text, split into documents as `train` splits it (after WET's `.wet.txt`)
 HF_SCHEME = "hf://"
 READ_CHUNK = 1 << 20          # bytes per read when skipping an oversized line or feeding zstd
 ROW_BATCH = 1024              # Parquet / Arrow rows decoded per batch
@@ -81,6 +83,8 @@ def classify(name: str, *, bare_compressed: str = "jsonl") -> tuple[str, str]:
         return "unsupported", codec  # WAT holds link/metadata JSON, no document text
     if "warc" in inner or "arc" in inner:
         return "warc", codec
+    if parts[-1] in TEXT_SUFFIXES:
+        return "text", codec
     if parts[-1] in ("parquet", "pq") and not codec:
         return "parquet", ""
     if parts[-1] == "arrow" and not codec:
@@ -314,6 +318,43 @@ def read_tar(item: WorkItem, limit: int) -> Iterator[Parsed]:
                 yield Parsed(None, make_reject(TRUNCATED_FILE, id=label, detail=f"{label}: {e}"))
 
 
+def read_text(item: WorkItem, limit: int) -> Iterator[Parsed]:
+    """A plain-text file (`.txt`, optionally compressed), split into documents exactly as `train`
+    splits a task file (`transforms.plain_text`); ids are `<name>@<byte offset of the first line>`.
+    A line that is not UTF-8 or longer than the record limit ends the document before it and is
+    rejected (`bad_utf8`, `too_large`)."""
+    docs = TextDocuments()
+    with open_raw(item.path) as raw:
+        for line in iter_lines(open_decompressed(raw, item.codec), limit):
+            line_id = f"{item.name}@{line.offset}"
+            if not line_is_whole(line):
+                unusable = make_reject(TOO_LARGE, id=line_id, detail=f"line of {line.size} bytes over "
+                                       f"max_record_bytes={limit}", sample=line.data[:800])
+            else:
+                try:
+                    text = line.data.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    unusable = make_reject(BAD_UTF8, id=line_id, detail=f"invalid UTF-8 at byte {line.offset + e.start}",
+                                           sample=line.data)
+                else:
+                    done = docs.add(line.offset, text.lstrip("\ufeff") if line.offset == 0 else text)
+                    if done is not None:
+                        yield _text_document(item, done)
+                    continue
+            done = docs.flush()
+            if done is not None:
+                yield _text_document(item, done)
+            yield Parsed(None, unusable)
+    done = docs.flush()
+    if done is not None:
+        yield _text_document(item, done)
+
+
+def _text_document(item: WorkItem, done: tuple[int, str]) -> Parsed:
+    offset, text = done
+    return record_to_document({"text": text}, fallback_id=f"{item.name}@{offset}", source="text")
+
+
 def read_wet(item: WorkItem, limit: int) -> Iterator[Parsed]:
     """WET `conversion` records (Common Crawl's extracted text), split as cc_net does."""
     with open_raw(item.path) as raw:
@@ -444,6 +485,7 @@ def read_jsonl(item: WorkItem, limit: int) -> Iterator[Parsed]:
 READERS: dict[str, Callable[[WorkItem, int], Iterator[Parsed]]] = {
     "jsonl": read_jsonl,
     "tar": read_tar,
+    "text": read_text,
     "wet": read_wet,
     "warc": read_warc,
     "parquet": read_parquet,

@@ -93,7 +93,7 @@ def test_real_dolma_and_c4_lines(shared_data):
     (b'{"text": "caf\xe9 latin-1"}', BAD_UTF8),
     (b'{"text": "lone \\ud800 surrogate"}', BAD_UTF8),
     (b'{"meta": {"pile_set_name": "Pile-CC"}}', MISSING_TEXT),
-    (b'{"text": ["a", "list"], "meta": {}}', TEXT_NOT_STRING),
+    (b'{"text": ["a", 3], "meta": {}}', TEXT_NOT_STRING),  # a list of strings is joined (test_text_reader)
     (b'{"text": 3}', TEXT_NOT_STRING),
     (b'{"text": null}', TEXT_NOT_STRING),
     (b'{"text": ""}', EMPTY_TEXT),

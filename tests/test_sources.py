@@ -61,7 +61,7 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (b'{"text": "caf\xe9 in latin-1"}', "bad_utf8"),
     (b'{"text": "\xff\xfe"}', "bad_utf8"),
     (b'{"meta": {"pile_set_name": "Pile-CC"}}', "missing_text"),
-    (b'{"text": ["a", "list"], "meta": {"testing": 123}}', "text_not_string"),
+    (b'{"text": ["a", {"list": 1}], "meta": {"testing": 123}}', "text_not_string"),
     (b'{"text": {"nested": true}}', "text_not_string"),
     (b'{"text": ""}', "empty_text"),
     (b'{"text": "   \\n  "}', "empty_text"),
@@ -197,12 +197,13 @@ def test_wet_fixture_with_wrong_lengths(shared_data):
 
 def test_lm_dataformat_tar_with_list_text(shared_data):
     docs, rejects = read_path(shared_data / "lm-dataformat-fixture/blns.jsonl.zst.tar")
-    assert len(docs) == 6 and reasons(rejects) == {"text_not_string": 2}
+    assert len(docs) == 8 and rejects == []
     blns = (shared_data / "lm-dataformat-fixture/blns.txt").read_text(encoding="utf-8")
     assert sum(d["text"] == blns for d in docs) == 4
-    assert {r["id"] for r in rejects} == {"blns.jsonl.zst.tar/test_dir/1.zst@42839",
-                                          "blns.jsonl.zst.tar/test_dir/2.zst@42839"}
-    assert to_record_batch(docs).num_rows == 6  # the naughty strings are all storable
+    joined = {d["id"]: d["text"] for d in docs if d["id"].endswith("@42839")}  # list-valued text, joined as lm_dataformat
+    assert joined == dict.fromkeys(["blns.jsonl.zst.tar/test_dir/1.zst@42839", "blns.jsonl.zst.tar/test_dir/2.zst@42839"],
+                                   "testing 123\n\ntesting 345")
+    assert to_record_batch(docs).num_rows == 8  # the naughty strings are all storable
 
 
 def test_wat_and_unknown_files_are_counted_not_read(shared_data, tmp_path):
@@ -503,7 +504,7 @@ def test_beam_reads_every_document_exactly_once(beam_run):
     by_source = collections.Counter(d["source"] for d in docs)
     assert by_source["c4"] == 30
     assert by_source["warc"] == 22 + 15 + 16 + 1 and by_source["wet"] == 3 + 1
-    assert by_source["lm_dataformat"] == 6
+    assert by_source["lm_dataformat"] == 8
     # the 697-doc file, cc_en_head x 2, provided documents, Paloma C4, 60 hostile-file documents
     # and what the two truncated files held before their cut
     assert by_source["dolma"] > 670 + 4 * 10 + 60
@@ -516,7 +517,7 @@ def test_beam_rejects_and_counters(beam_run):
     assert got == reasons(beam_run["expected_rejects"])
     bad = expected_bad()
     assert got["malformed_json"] == bad["malformed_json"] and got["too_large"] == bad["too_large"]
-    assert got["empty_text"] == 27 + bad["empty_text"] and got["text_not_string"] == 2 + bad["text_not_string"]
+    assert got["empty_text"] == 27 + bad["empty_text"] and got["text_not_string"] == bad["text_not_string"]
     assert got["truncated_file"] == 2 and got["unreadable_file"] == 1
     assert got["unsupported_format"] == 2  # the WAT file and cc-warc/PROVENANCE.md
     counters = beam_run["counters"]

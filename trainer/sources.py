@@ -19,6 +19,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from replaymill.schemas.manifest import MANIFEST_NAME
+from replaymill.transforms.plain_text import text_documents
 
 
 class DocSource(Protocol):
@@ -41,27 +42,12 @@ def is_shard_set(path: str) -> bool:
     return Path(path).is_dir() and (Path(path) / MANIFEST_NAME).exists()
 
 
-TEXT_DOC_CHARS = 2000
-
-
 def _text_documents(path: Path) -> Iterator[str]:
-    """Documents of a plain-text file: blank-line separated paragraphs, and runs of lines cut at
-    ~TEXT_DOC_CHARS on a line boundary (books with one paragraph per line would otherwise be one
-    giant document), so a book becomes many documents that can be split, shuffled and held out."""
-    lines: list[str] = []
-    size = 0
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if line.strip():
-                lines.append(line.rstrip("\r\n"))
-                size += len(line)
-                if size < TEXT_DOC_CHARS:
-                    continue
-            if lines:
-                yield "\n".join(lines)
-                lines, size = [], 0
-    if lines:
-        yield "\n".join(lines)
+    """Documents of a plain-text file, split exactly as `replaymill build` splits one
+    (`transforms.plain_text`: blank-line paragraphs, runs of lines cut at ~2000 characters)."""
+    with path.open(encoding="utf-8-sig", errors="replace") as f:  # a byte-order mark is not text
+        for _, doc in text_documents(enumerate(f)):
+            yield doc
 
 
 def _jsonl_documents(path: Path) -> Iterator[str]:

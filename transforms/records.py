@@ -26,7 +26,7 @@ from replaymill.schemas.reject import Reject, make_reject
 MALFORMED_JSON = "malformed_json"        # not JSON, or JSON that is not an object
 BAD_UTF8 = "bad_utf8"                    # bytes that are not UTF-8, or text with lone surrogate escapes
 MISSING_TEXT = "missing_text"            # no text field at all
-TEXT_NOT_STRING = "text_not_string"      # text is a list / number / object (the lm_dataformat fixture has a list)
+TEXT_NOT_STRING = "text_not_string"      # text is a number / object / list holding non-strings
 EMPTY_TEXT = "empty_text"                # text empty or whitespace only
 TOO_LARGE = "too_large"                  # one record over max_record_bytes (skipped without buffering it)
 TRUNCATED_FILE = "truncated_file"        # compressed stream or archive ends early; records before it are kept
@@ -42,6 +42,9 @@ REJECT_REASONS: tuple[str, ...] = (
 # Where the text lives, in order of preference: most corpora use "text"; CCNet and RedPajama-V2
 # keep it in "raw_content"; The Stack and other code sets in "content".
 TEXT_KEYS: tuple[str, ...] = ("text", "raw_content", "content")
+# A text given as a list of strings is its paragraphs, joined as lm_dataformat's reader joins them
+# (`Reader.read_jsonl(autojoin_paragraphs=True, para_joiner="\n\n")`); Pile records can hold one.
+PARAGRAPH_JOINER = "\n\n"
 
 
 class Parsed(NamedTuple):
@@ -126,6 +129,8 @@ def record_to_document(
             detail=f"no {'/'.join(TEXT_KEYS)} field; keys: {sorted(record)[:20]}",
             sample=compact_json(record)))
     text = record[text_key]
+    if isinstance(text, list) and text and all(isinstance(part, str) for part in text):
+        text = PARAGRAPH_JOINER.join(text)  # lm_dataformat's autojoin_paragraphs (the Pile's reader)
     if not isinstance(text, str):
         return Parsed(None, make_reject(
             TEXT_NOT_STRING, id=doc_id, source=family,
