@@ -64,7 +64,8 @@ def build(pipeline: beam.Pipeline, inputs: list[str], output: str, recipe: Recip
     funnel = pipeline | "Funnel" >> ComputeFunnel(docs, read_rejects, rejects, kept, enabled_stages(recipe))
     rejects_files = rejects | "WriteRejects" >> WriteRejects(output) if recipe.output.write_rejects else None
 
-    shard_infos = kept | "WriteShards" >> WriteShards(output, recipe.output.max_shard_bytes)
+    shard_infos = kept | "WriteShards" >> WriteShards(output, recipe.output.max_shard_bytes,
+                                                       recipe.output.min_partition_bytes)
     versions = package_versions()
     return shard_infos | "WriteManifest" >> WriteManifest(
         output,

@@ -142,3 +142,7 @@ def render_funnel(manifest: Manifest, console: Any = None) -> None:
         grid.add_row(domain, lang, f"{docs:,}", f"{tokens:,}", str(n))
     grid.add_row("total", "", f"{manifest.total.docs:,}", f"{manifest.total.tokens:,}", str(len(manifest.shards)), style="bold")
     console.print(grid)
+    if manifest.pooled_langs:
+        pooled = ", ".join(f"{domain} {len(langs)}" for domain, langs in manifest.pooled_langs.items())
+        console.print(f"lang=other pools small languages (under the minimum partition size; rows keep their own "
+                      f"lang column): {pooled} languages; the manifest lists them under pooled_langs", soft_wrap=True)

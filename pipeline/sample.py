@@ -34,8 +34,11 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from replaymill.pipeline.sink import lang_totals
 from replaymill.schemas.document import SCHEMA_VERSION, to_record_batch
-from replaymill.schemas.manifest import Funnel, Manifest, ShardInfo, TokenCounter, totals_from_shards
+from replaymill.schemas.manifest import (
+    POOLED_LANG, Funnel, Manifest, ShardInfo, TokenCounter, pooled_langs_of, totals_from_shards,
+)
 from replaymill.shards.io import read_shard_bytes, write_manifest, write_shard
 from replaymill.shards.reader import ShardSet
 from replaymill.shards.sampler import ReplaySampler
@@ -303,7 +306,11 @@ class _WritePart(beam.DoFn):
         rel, items = element
         docs = [doc for _, doc in sorted(items, key=lambda x: x[0])]
         table = pa.Table.from_batches([to_record_batch(docs)])
-        yield write_shard(self.output, rel, table, docs[0]["domain"], docs[0]["lang"]).model_dump()
+        domain, lang = (part.split("=", 1)[1] for part in rel.split("/")[:2])  # the partition, as in the path
+        info = write_shard(self.output, rel, table, domain, lang)
+        if lang == POOLED_LANG:  # a build's pooled small languages stay pooled; rows keep their own lang
+            info = info.model_copy(update={"langs": lang_totals(docs)})
+        yield info.model_dump()
 
 
 class _WriteManifest(beam.DoFn):
@@ -317,7 +324,7 @@ class _WriteManifest(beam.DoFn):
             schema_version=SCHEMA_VERSION, kind="sample", created_at=datetime.now(timezone.utc).isoformat(),
             tool_version=_versions()["replaymill"], package_versions=_versions(), inputs=self.inputs,
             shards=shards, by_domain=by_domain, by_lang=by_lang, total=total,
-            funnel=Funnel(read=self.pool_docs, kept=total.docs),
+            funnel=Funnel(read=self.pool_docs, kept=total.docs), pooled_langs=pooled_langs_of(shards),
             token_counter=TokenCounter.model_validate(self.token_counter) if self.token_counter else None,
             extra={"sampling": report}))
         yield self.output

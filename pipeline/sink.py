@@ -35,7 +35,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from replaymill.pipeline import progress
 from replaymill.schemas.document import COLUMN_NAMES, SCHEMA_VERSION, to_record_batch
-from replaymill.schemas.manifest import MANIFEST_NAME, Funnel, Manifest, ShardInfo, TokenCounter, totals_from_shards
+from replaymill.schemas.manifest import (
+    MANIFEST_NAME, POOLED_LANG, Funnel, Manifest, ShardInfo, TokenCounter, Totals, pooled_langs_of,
+    totals_from_shards,
+)
 from replaymill.shards.io import join, write_manifest, write_shard
 
 # Buckets are sized for max_shard_bytes / HEADROOM of raw text so hash imbalance rarely splits one.
@@ -94,16 +97,59 @@ def split_by_size(rows: list[dict[str, Any]], max_bytes: int) -> list[list[dict[
     return chunks if chunks[0] else []
 
 
-class _AssignBucket(beam.DoFn):
-    """Keys each row by (domain, lang, bucket) using the partition sizes side input."""
+def partition_layout(sizes: dict[tuple[str, str], int], min_partition_bytes: int) -> dict[tuple[str, str], str]:
+    """(domain, lang) -> the language directory its rows go to: its own, or the domain's pooled
+    `lang=other` for languages under `min_partition_bytes` when at least two are that small (the
+    domain's largest language always keeps its own). Depends only on the sizes: deterministic."""
+    layout = {key: key[1] for key in sizes}
+    if min_partition_bytes <= 0:
+        return layout
+    langs_of: dict[str, list[str]] = {}
+    for domain, lang in sizes:
+        langs_of.setdefault(domain, []).append(lang)
+    for domain, langs in langs_of.items():
+        largest = max(langs, key=lambda lang: (sizes[(domain, lang)], lang))
+        small = [lang for lang in langs if lang != largest and sizes[(domain, lang)] < min_partition_bytes]
+        if len(small) >= 2:
+            layout.update(((domain, lang), POOLED_LANG) for lang in small)
+    return layout
 
-    def __init__(self, max_shard_bytes: int):
+
+def lang_totals(rows: list[dict[str, Any]]) -> dict[str, Totals]:
+    """Documents, tokens and characters per real language of a pooled shard's rows."""
+    out: dict[str, Totals] = {}
+    for row in rows:
+        t = out.setdefault(row["lang"], Totals())
+        t.docs += 1
+        t.tokens += int(row.get("n_tokens") or 0)
+        t.chars += int(row.get("n_chars") or 0)
+    return dict(sorted(out.items()))
+
+
+class _AssignBucket(beam.DoFn):
+    """Keys each row by (domain, partition language, bucket) using the partition sizes side input."""
+
+    def __init__(self, max_shard_bytes: int, min_partition_bytes: int = 0):
         self.max_shard_bytes = max_shard_bytes
+        self.min_partition_bytes = min_partition_bytes
+        self._plan: tuple[int, dict, dict] | None = None
+
+    def _layout(self, sizes: dict[tuple[str, str], int]) -> tuple[dict, dict]:
+        """(directory language per partition, raw bytes per directory), computed once per side input."""
+        if self._plan is None or self._plan[0] != id(sizes):
+            layout = partition_layout(sizes, self.min_partition_bytes)
+            dir_bytes: dict[tuple[str, str], int] = {}
+            for (domain, lang), n in sizes.items():
+                key = (domain, layout[(domain, lang)])
+                dir_bytes[key] = dir_bytes.get(key, 0) + n
+            self._plan = (id(sizes), layout, dir_bytes)
+        return self._plan[1], self._plan[2]
 
     def process(self, row: dict[str, Any], sizes: dict[tuple[str, str], int]) -> Iterator[Any]:
-        part = (row["domain"], row["lang"])
-        n = num_buckets(sizes[part], self.max_shard_bytes)
-        yield (row["domain"], row["lang"], stable_hash(row["id"]) % n), row
+        layout, dir_bytes = self._layout(sizes)
+        lang = layout[(row["domain"], row["lang"])]
+        n = num_buckets(dir_bytes[(row["domain"], lang)], self.max_shard_bytes)
+        yield (row["domain"], lang, stable_hash(row["id"]) % n), row
 
 
 class _WriteShard(beam.DoFn):
@@ -120,6 +166,8 @@ class _WriteShard(beam.DoFn):
         for part, chunk in enumerate(split_by_size(ordered, self.max_shard_bytes)):
             table = pa.Table.from_batches([to_record_batch(chunk)])
             info = write_shard(self.root, shard_path(domain, lang, bucket, part), table, domain, lang)
+            if lang == POOLED_LANG:
+                info = info.model_copy(update={"langs": lang_totals(chunk)})
             log.debug("wrote %s: %d rows, %.1f MB", info.path, info.rows, info.bytes / 1e6)
             self._progress.add("write.rows", info.rows)
             self._progress.add("write.shards")
@@ -130,12 +178,14 @@ class _WriteShard(beam.DoFn):
 
 
 class WriteShards(beam.PTransform):
-    """`shard_infos = docs | WriteShards(out, max_shard_bytes)`: one ShardInfo dict per written file."""
+    """`shard_infos = docs | WriteShards(out, max_shard_bytes, min_partition_bytes)`: one ShardInfo dict
+    per written file; small languages of a domain pooled in `lang=other` (`partition_layout`)."""
 
-    def __init__(self, output: str, max_shard_bytes: int):
+    def __init__(self, output: str, max_shard_bytes: int, min_partition_bytes: int = 0):
         super().__init__()
         self.output = output
         self.max_shard_bytes = max_shard_bytes
+        self.min_partition_bytes = min_partition_bytes
 
     def expand(self, docs: beam.PCollection) -> beam.PCollection:
         rows = docs | "FinalizeRows" >> beam.Map(finalize_row)
@@ -146,7 +196,7 @@ class WriteShards(beam.PTransform):
         )
         return (
             rows
-            | "AssignBucket" >> beam.ParDo(_AssignBucket(self.max_shard_bytes), sizes=beam.pvalue.AsDict(sizes))
+            | "AssignBucket" >> beam.ParDo(_AssignBucket(self.max_shard_bytes, self.min_partition_bytes), sizes=beam.pvalue.AsDict(sizes))
             | "GroupShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(_WriteShard(self.output, self.max_shard_bytes))
         )
@@ -179,6 +229,7 @@ def manifest_from_parts(
         by_lang=by_lang,
         total=total,
         funnel=Funnel.model_validate(funnel),
+        pooled_langs=pooled_langs_of(shards),
         token_counter=TokenCounter.model_validate(token_counter or {}),
         extra=extra or {},
     )

@@ -11,8 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field
 MANIFEST_NAME = "_manifest.json"
 
 
+POOLED_LANG = "other"  # the partition of a domain's small languages (see OutputConfig.min_partition_bytes)
+
+
+class Totals(BaseModel):
+    """Documents, tokens and characters of one group (a domain, a language, or everything)."""
+
+    model_config = ConfigDict(extra="forbid")
+    docs: int = 0
+    tokens: int = 0
+    chars: int = 0
+
+
 class ShardInfo(BaseModel):
-    """One Arrow IPC file; `path` is relative to the shard-set root (e.g. `domain=web/lang=en/part-00000.arrow`)."""
+    """One Arrow IPC file; `path` is relative to the shard-set root (e.g. `domain=web/lang=en/part-00000.arrow`).
+
+    `lang` is the partition (the directory); in the pooled `lang=other` partition each row keeps
+    its real language in its `lang` column and `langs` counts them (docs, tokens, chars per language)."""
 
     model_config = ConfigDict(extra="forbid")
     path: str
@@ -23,15 +38,7 @@ class ShardInfo(BaseModel):
     tokens: int
     chars: int
     sha256: str
-
-
-class Totals(BaseModel):
-    """Documents, tokens and characters of one group (a domain, a language, or everything)."""
-
-    model_config = ConfigDict(extra="forbid")
-    docs: int = 0
-    tokens: int = 0
-    chars: int = 0
+    langs: dict[str, Totals] | None = None
 
 
 class Funnel(BaseModel):
@@ -86,22 +93,37 @@ class Manifest(BaseModel):
     by_lang: dict[str, Totals] = Field(default_factory=dict)
     total: Totals = Field(default_factory=Totals)
     funnel: Funnel = Field(default_factory=Funnel)
+    # per domain, the languages whose rows sit in its pooled `lang=other` partition
+    pooled_langs: dict[str, list[str]] = Field(default_factory=dict)
     token_counter: TokenCounter | None = None  # None: written before counters were recorded
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
 def totals_from_shards(shards: list[ShardInfo]) -> tuple[dict[str, Totals], dict[str, Totals], Totals]:
-    """Per-domain, per-language and overall totals summed from shard entries (the one place they are summed)."""
+    """Per-domain, per-language and overall totals summed from shard entries (the one place they are summed).
+
+    Languages are the rows' real ones: a pooled `lang=other` shard contributes its `langs` counts."""
     by_domain: dict[str, Totals] = {}
     by_lang: dict[str, Totals] = {}
     total = Totals()
     for s in shards:
-        for key, table in ((s.domain, by_domain), (s.lang, by_lang)):
+        per_lang = s.langs or {s.lang: Totals(docs=s.rows, tokens=s.tokens, chars=s.chars)}
+        for key, table, part in ((s.domain, by_domain, Totals(docs=s.rows, tokens=s.tokens, chars=s.chars)),
+                                 *((lang, by_lang, t) for lang, t in per_lang.items())):
             t = table.setdefault(key, Totals())
-            t.docs += s.rows
-            t.tokens += s.tokens
-            t.chars += s.chars
+            t.docs += part.docs
+            t.tokens += part.tokens
+            t.chars += part.chars
         total.docs += s.rows
         total.tokens += s.tokens
         total.chars += s.chars
     return dict(sorted(by_domain.items())), dict(sorted(by_lang.items())), total
+
+
+def pooled_langs_of(shards: list[ShardInfo]) -> dict[str, list[str]]:
+    """Per domain, the real languages whose rows sit in its pooled `lang=other` partition."""
+    pooled: dict[str, set[str]] = {}
+    for s in shards:
+        if s.lang == POOLED_LANG:
+            pooled.setdefault(s.domain, set()).update(s.langs or ())
+    return {domain: sorted(langs) for domain, langs in sorted(pooled.items())}

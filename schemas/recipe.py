@@ -11,10 +11,18 @@ from replaymill.schemas.filters import LangIdConfig, QualityConfig
 
 
 class OutputConfig(BaseModel):
-    """Shard layout: size bound per shard and whether rejected documents are written to `_rejects/`."""
+    """Shard layout: size bound per shard, the smallest partition worth its own directory, and
+    whether rejected documents are written to `_rejects/`.
+
+    `min_partition_bytes`: within a domain, languages with less raw text than this are pooled in
+    one `lang=other` partition (when at least two are that small; the domain's largest language
+    always keeps its own), so a multilingual build does not scatter dozens of one-row shards. Rows
+    keep their real `lang` column; the manifest lists the pooled languages. 0 turns pooling off.
+    """
 
     model_config = ConfigDict(extra="forbid")
     max_shard_bytes: int = 256 * 1024 * 1024
+    min_partition_bytes: int = Field(1024 * 1024, ge=0)
     write_rejects: bool = False
 
 

@@ -112,8 +112,28 @@ def test_pyarrow_dataset_reads_every_document(out, manifest):
     assert set(DOC_SCHEMA.names) <= set(table.column_names)
     ids = table.column("id").to_pylist()
     assert len(set(ids)) == len(ids)
-    assert set(table.column("lang").to_pylist()) == set(manifest.by_lang)
+    # hive partitioning reads lang from the directory (pooled small languages: "other") ...
+    assert set(table.column("lang").to_pylist()) == {s.lang for s in manifest.shards}
+    # ... while every row's own column keeps its real language
+    own = pads.dataset(str(out), format="arrow").to_table(columns=["lang"]).column("lang").to_pylist()
+    assert set(own) == set(manifest.by_lang)
     assert min(table.column("dup_exact_count").to_pylist()) >= 1
+
+
+def test_small_languages_pooled_in_lang_other(out, manifest):
+    """A multilingual build does not scatter one-row shards: each domain's small languages share one
+    `lang=other` partition, whose rows keep their language; the manifest says which they are."""
+    pooled = [s for s in manifest.shards if s.lang == "other"]
+    assert pooled and manifest.pooled_langs
+    for s in pooled:
+        assert sum(t.docs for t in s.langs.values()) == s.rows and len(s.langs) >= 1
+        assert s.langs.keys() <= set(manifest.pooled_langs[s.domain])
+        rows = pads.dataset(str(out / s.path), format="arrow").to_table(columns=["lang"]).column("lang").to_pylist()
+        assert sorted(set(rows)) == sorted(s.langs) and "other" not in rows
+    for domain, langs in manifest.pooled_langs.items():
+        assert len(langs) >= 2 and not any(s.domain == domain and s.lang in langs for s in manifest.shards)
+    cells = {(s.domain, lang) for s in manifest.shards for lang in (s.langs or [s.lang])}
+    assert len({(s.domain, s.lang) for s in manifest.shards}) < len(cells)  # fewer partitions than cells
 
 
 def test_hf_datasets_reads_every_document(out, manifest, tmp_path):

@@ -36,7 +36,9 @@ input formats: JSONL (plain, .gz, .zst) in the shapes of The Pile, RedPajama/Sli
 C4 and FineWeb; Parquet; WARC/WET; Hugging Face datasets saved to disk. Local paths, gs://, s3://.
 
 output: OUT/domain=<d>/lang=<l>/part-NNNNN.arrow (Arrow IPC, zstd) and OUT/_manifest.json,
-written last. Open with pyarrow.dataset.dataset(OUT, format="arrow", partitioning="hive").
+written last; a domain's small languages share lang=other (--min-partition-mb). Open with
+pyarrow.dataset.dataset(OUT, format="arrow") (every row's own domain and lang columns; with
+partitioning="hive" pyarrow reads lang from the directory, so pooled rows show "other").
 """
 
 log = logging.getLogger("replaymill.build")
@@ -65,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--in-memory", action="store_true",
                    help="run the DirectRunner in one process (debugging, tiny inputs) instead of one process per core")
     p.add_argument("--max-shard-mb", type=float, metavar="N", help="upper bound on one shard's size, in MB (recipe default 256)")
+    p.add_argument("--min-partition-mb", type=float, metavar="N",
+                   help="languages of a domain with less text than this share one lang=other partition "
+                   "(rows keep their lang column; recipe default 1; 0 = every language its own)")
     p.add_argument("--write-rejects", action="store_true", default=None,
                    help="also write every dropped document's reject record to OUT/_rejects/*.jsonl.gz")
     p.add_argument("--near-dedup", action=argparse.BooleanOptionalAction, default=None,
@@ -88,6 +93,8 @@ def apply_overrides(recipe, args: argparse.Namespace):
     data = recipe.model_dump()
     if args.max_shard_mb is not None:
         data["output"]["max_shard_bytes"] = int(args.max_shard_mb * 1024 * 1024)
+    if args.min_partition_mb is not None:
+        data["output"]["min_partition_bytes"] = int(args.min_partition_mb * 1024 * 1024)
     if args.write_rejects:
         data["output"]["write_rejects"] = True
     if args.near_dedup is not None:
