@@ -3,44 +3,44 @@
 Each reader turns one `WorkItem` (a whole file, a byte range of a plain JSONL file, or a run of
 Parquet row groups) into a stream of `Parsed` results without ever holding a whole file, or even
 a whole oversized line, in memory. They are plain generators so they can be tested without Beam;
-`pipeline.sources.ReadCorpus` runs them inside a DoFn.
+`pipeline.sources.ReadCorpus` runs them inside a DoFn, and `pipeline.reshard` copies the raw lines
+of `iter_jsonl_lines` so that reshard and build see the same records of the same files.
 
-Compressed streams are decompressed here (gzip, zstd, bz2, xz) rather than by Beam, because a
-file that ends early must be *reported* (`truncated_file`) with the records before the cut kept:
-gzip/bz2/xz raise EOFError there, and the zstd reader below checks that the last frame ended.
+Which codec a file really uses and how a cut stream is reported live in `pipeline.compression`.
+Beyond the codecs, the readers check the ends that their formats mark: a tar must end with its
+end-of-archive block, a WARC record must hold its Content-Length, an Arrow IPC stream its
+end-of-stream marker. Every cut becomes a counted `truncated_file` reject after the records
+read before it; plain JSONL and WET have no end marker, so a cut there is only seen as a broken
+last line or record.
 """
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
 import tarfile
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterator, NamedTuple
 
-import zstandard
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
-from replaymill.pipeline.progress import metered
+from replaymill.pipeline.compression import (
+    CODEC_SUFFIXES, EofWatch, open_decompressed, open_raw, sniff_codec, sniff_stream,
+)
 from replaymill.schemas.document import new_document
 from replaymill.transforms.html_text import charset_of, decode_html, html_to_text
 from replaymill.transforms.plain_text import TextDocuments
 from replaymill.transforms.records import (
     BAD_UTF8, EMPTY_TEXT, TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, UNSUPPORTED_CONTENT, UNSUPPORTED_FORMAT,
-    Line, Parsed, compact_json, is_blank_line, make_reject, parse_json_line, record_to_document,
+    Line, Parsed, compact_json, encodable, is_blank_line, make_reject, parse_json_line, record_to_document,
     split_wet_records, wet_record_to_document,
 )
 
-CODEC_SUFFIXES: dict[str, str] = {"gz": "gzip", "zst": "zstd", "zstd": "zstd", "bz2": "bz2", "xz": "xz"}
 JSONL_SUFFIXES = ("jsonl", "json", "ndjson", "jl")
 TEXT_SUFFIXES = ("txt",)  # plain text, split into documents as `train` splits it (after WET's `.wet.txt`)
+STREAM_FORMATS = ("jsonl", "tar", "wet", "warc", "text")  # read start to end through a codec, so sniffed
+LINE_FORMATS = ("jsonl", "tar")  # what `iter_jsonl_lines` reads (a tar holds JSONL members)
 HF_SCHEME = "hf://"
-READ_CHUNK = 1 << 20          # bytes per read when skipping an oversized line or feeding zstd
+READ_CHUNK = 1 << 20          # bytes per read when skipping an oversized line
 ROW_BATCH = 1024              # Parquet / Arrow rows decoded per batch
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 PLAIN_TYPES = frozenset({"text/plain"})
+ARROW_STREAM_ENDS = (b"\xff\xff\xff\xff\x00\x00\x00\x00", b"\x00\x00\x00\x00")  # EOS, and pre-1.0 EOS
 
 
 @dataclass(frozen=True)
@@ -94,151 +94,14 @@ def classify(name: str, *, bare_compressed: str = "jsonl") -> tuple[str, str]:
     return "unsupported", codec
 
 
-# Leading bytes of each codec's stream, to catch files whose name lies about their compression
-# (Dolma's own test data has a `.jsonl.zst` that is plain JSONL).
-CODEC_MAGIC: dict[str, bytes] = {
-    "gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00",
-}
-
-
-def sniff_codec(path: str, declared: str) -> str:
-    """The codec the file's first bytes show: a compressed file named as plain gets its codec,
-    and a file named compressed that starts like JSON (`{`) is read as plain; anything else keeps
-    the declared codec (so a corrupt file is still reported as unreadable)."""
-    try:
-        with open_raw(path) as raw:
-            head = raw.read(8)
-    except Exception:  # noqa: BLE001 - an unopenable file is reported when its item is read
-        return declared
-    for codec, magic in CODEC_MAGIC.items():
-        if head.startswith(magic):
-            return codec
-    if declared and head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
-        return ""
-    return declared
-
-
-def open_raw(path: str) -> IO[bytes]:
-    """The file's bytes as stored (Beam must not decompress: we detect truncation ourselves),
-    counted for the progress bar when the calling DoFn is `metering` (`pipeline.progress`)."""
-    return metered(FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED))
-
-
-class _ZstdFrameTracker:
-    """Follows the zstd frame layout (RFC 8878: frame header, 3-byte block headers, optional
-    checksum, skippable frames) over the compressed bytes without decompressing them, so the end
-    of input can be checked to fall on a frame boundary. python-zstandard's stream reader, which
-    bounds how much it decompresses at once, otherwise ends silently at a truncation."""
-
-    _ZSTD_MAGIC = 0xFD2FB528
-    _SKIPPABLE_MASK, _SKIPPABLE_MAGIC = 0xFFFFFFF0, 0x184D2A50
-
-    def __init__(self) -> None:
-        self._pending = b""     # header bytes collected so far
-        self._need = 4          # header bytes wanted next
-        self._state = "magic"
-        self._skip = 0          # payload bytes to pass over
-        self._checksum = False
-
-    def feed(self, data: bytes) -> None:
-        pos = 0
-        while pos < len(data):
-            if self._skip:
-                step = min(self._skip, len(data) - pos)
-                self._skip -= step
-                pos += step
-                continue
-            take = min(self._need - len(self._pending), len(data) - pos)
-            self._pending += data[pos:pos + take]
-            pos += take
-            if len(self._pending) == self._need:
-                header, self._pending = self._pending, b""
-                self._advance(header)
-
-    def _advance(self, header: bytes) -> None:
-        value = int.from_bytes(header, "little")
-        if self._state == "magic":
-            if value == self._ZSTD_MAGIC:
-                self._state, self._need = "descriptor", 1
-            elif value & self._SKIPPABLE_MASK == self._SKIPPABLE_MAGIC:
-                self._state, self._need = "skippable", 4
-            else:
-                self._state, self._need = "invalid", 1 << 62  # the decompressor reports it
-        elif self._state == "skippable":
-            self._state, self._need, self._skip = "magic", 4, value
-        elif self._state == "descriptor":
-            fcs_flag, single_segment = value >> 6, (value >> 5) & 1
-            self._checksum = bool((value >> 2) & 1)
-            window = 0 if single_segment else 1
-            dict_id = (0, 1, 2, 4)[value & 3]
-            fcs = (single_segment, 2, 4, 8)[fcs_flag]
-            self._state, self._need, self._skip = "block", 3, window + dict_id + fcs
-        elif self._state == "block":
-            last, block_type, size = value & 1, (value >> 1) & 3, value >> 3
-            self._skip = 1 if block_type == 1 else size  # an RLE block stores one byte
-            if last:
-                self._skip += 4 if self._checksum else 0
-                self._state, self._need = "magic", 4
-
-    def at_frame_boundary(self) -> bool:
-        return self._state == "magic" and not self._pending and not self._skip
-
-
-class _TrackedSource(io.RawIOBase):
-    """Passes compressed bytes through to the decompressor while the tracker watches them."""
-
-    def __init__(self, source: IO[bytes], tracker: _ZstdFrameTracker):
-        self._source = source
-        self._tracker = tracker
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
-        self._tracker.feed(data)
-        return data
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-
-class _ZstdReader(io.RawIOBase):
-    """Streaming zstd decompression across concatenated frames, in bounded pieces (a highly
-    compressible gigantic line never lands in memory at once), raising EOFError when the input
-    ends inside a frame."""
-
-    def __init__(self, source: IO[bytes]):
-        self._tracker = _ZstdFrameTracker()
-        self._reader = zstandard.ZstdDecompressor().stream_reader(
-            _TrackedSource(source, self._tracker), read_across_frames=True, closefd=False)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self._reader.read(len(buffer))
-        if not data and not self._tracker.at_frame_boundary():
-            raise EOFError("zstd stream ended inside a frame (file truncated)")
-        buffer[:len(data)] = data
-        return len(data)
-
-
-def open_decompressed(raw: IO[bytes], codec: str) -> IO[bytes]:
-    """A buffered, line-readable stream of the decompressed bytes."""
-    if codec == "":
-        return raw
-    if codec == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if codec == "zstd":
-        return io.BufferedReader(_ZstdReader(raw), buffer_size=READ_CHUNK)
-    if codec == "bz2":
-        return bz2.BZ2File(raw, mode="rb")
-    if codec == "xz":
-        return lzma.LZMAFile(raw, mode="rb")
-    raise ValueError(f"unknown codec {codec!r}")
+def work_item(path: str, name: str) -> WorkItem:
+    """The whole-file work item of one input: format from the name, codec from the content for
+    formats read as a stream (a name can lie about compression; the first bytes cannot)."""
+    name = encodable(name)  # ids and rejects are built from it: an undecodable file name must not poison them
+    fmt, codec = classify(name)
+    if fmt in STREAM_FORMATS:
+        codec = sniff_codec(path, codec)
+    return WorkItem(path, name, fmt, codec)
 
 
 def iter_lines(stream: IO[bytes], limit: int, offset: int = 0, stop: int | None = None) -> Iterator[Line]:
@@ -271,51 +134,100 @@ def _skip_line(stream: IO[bytes]) -> int:
             return skipped
 
 
-def parse_lines(lines: Iterator[Line], name: str, limit: int) -> Iterator[Parsed]:
-    """JSON lines to documents and rejects; ids fall back to `<name>@<byte offset>`."""
-    for line in lines:
-        fallback_id = f"{name}@{line.offset}"
-        if not line_is_whole(line):
-            yield Parsed(None, make_reject(
-                TOO_LARGE, id=fallback_id, detail=f"line of {line.size} bytes over max_record_bytes={limit}",
-                sample=line.data[:800]))
-        elif not is_blank_line(line.data):
-            yield parse_json_line(line.data, fallback_id=fallback_id)
+def parse_line(line: Line, name: str, limit: int) -> Parsed | None:
+    """One JSON line to a document or reject (None for a blank line); ids fall back to `<name>@<byte offset>`."""
+    fallback_id = f"{name}@{line.offset}"
+    if not line_is_whole(line):
+        return Parsed(None, make_reject(
+            TOO_LARGE, id=fallback_id, detail=f"line of {line.size} bytes over max_record_bytes={limit}",
+            sample=line.data[:800]))
+    if is_blank_line(line.data):
+        return None
+    return parse_json_line(line.data, fallback_id=fallback_id)
 
 
-def read_jsonl_range(item: WorkItem, limit: int) -> Iterator[Parsed]:
-    """The lines of a plain JSONL file that *start* inside [start, end), as Beam's text source
-    splits: a range that does not begin at 0 first skips the line that straddles its start."""
+class SourceLine(NamedTuple):
+    """One raw line of a JSONL input and the name it is counted under (the file, or `file/member` in a tar)."""
+
+    name: str
+    line: Line
+
+
+def iter_jsonl_lines(item: WorkItem, limit: int) -> Iterator[SourceLine | Parsed]:
+    """Every raw line of a JSONL item (a byte range of a plain file, a compressed stream, or the
+    JSONL members of a tar), plus rejects for tar members that are not JSONL or are cut short.
+    Build parses these lines; reshard copies them: one definition of what a JSONL input holds."""
+    if item.fmt == "tar":
+        yield from _tar_lines(item, limit)
+        return
     with open_raw(item.path) as raw:
-        offset = item.start
-        if offset > 0:
-            raw.seek(offset - 1)
-            offset = offset - 1 + _skip_line(raw)
-        yield from parse_lines(iter_lines(raw, limit, offset, item.end), item.name, limit)
+        if item.codec:
+            lines = iter_lines(open_decompressed(raw, item.codec), limit)
+        else:  # the lines that *start* inside [start, end), as Beam's text source splits
+            offset = item.start
+            if offset > 0:
+                raw.seek(offset - 1)
+                offset = offset - 1 + _skip_line(raw)
+            lines = iter_lines(raw, limit, offset, item.end)
+        for line in lines:
+            yield SourceLine(item.name, line)
 
 
-def read_jsonl_stream(item: WorkItem, limit: int) -> Iterator[Parsed]:
-    """A compressed JSONL file, start to end, as one stream."""
+class _EndCheckedTarInfo(tarfile.TarInfo):
+    """Tar headers that tell a cut archive from a finished one: tarfile ends iteration silently when
+    the data stops at (or inside) a header, or at a damaged header; a finished archive ends with a
+    zero block instead."""
+
+    @classmethod
+    def fromtarfile(cls, tar):  # type: ignore[override]
+        try:
+            return super().fromtarfile(tar)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError) as e:
+            raise EOFError(f"tar archive ends without its end-of-archive block at byte {tar.offset} ({e})") from None
+        except tarfile.InvalidHeaderError as e:
+            if isinstance(e, tarfile.EOFHeaderError):
+                raise  # the zero block: a normal end
+            raise tarfile.ReadError(f"damaged tar header at byte {tar.offset}: {e}") from None
+
+
+def _tar_lines(item: WorkItem, limit: int) -> Iterator[SourceLine | Parsed]:
+    """The JSONL members of a tar (lm_dataformat's `*.jsonl.zst.tar`), member by member, streaming."""
     with open_raw(item.path) as raw:
-        yield from parse_lines(iter_lines(open_decompressed(raw, item.codec), limit), item.name, limit)
+        outer = EofWatch(open_decompressed(raw, item.codec))
+        yield from _tar_members(item, outer, limit)
 
 
-def read_tar(item: WorkItem, limit: int) -> Iterator[Parsed]:
-    """A tar of JSONL shards (lm_dataformat's `*.jsonl.zst.tar`), member by member, streaming."""
-    with open_raw(item.path) as raw, tarfile.open(fileobj=open_decompressed(raw, item.codec), mode="r|") as tar:
+def _tar_members(item: WorkItem, outer: EofWatch, limit: int) -> Iterator[SourceLine | Parsed]:
+    with tarfile.open(fileobj=outer, mode="r|", tarinfo=_EndCheckedTarInfo) as tar:
         for member in tar:
             if not member.isfile():
                 continue
-            label = f"{item.name}/{member.name}"
+            label = encodable(f"{item.name}/{member.name}")
             fmt, codec = classify(member.name)
             if fmt != "jsonl":
                 yield Parsed(None, make_reject(UNSUPPORTED_FORMAT, id=label, detail=f"{label}: not a JSONL member"))
                 continue
-            stream = open_decompressed(tar.extractfile(member), codec)
+            member_file = tar.extractfile(member)
+            stream = open_decompressed(member_file, sniff_stream(member_file, codec))
             try:
-                yield from parse_lines(iter_lines(stream, limit), label, limit)
-            except EOFError as e:  # this member's compressed stream is cut; the tar itself goes on
+                for line in iter_lines(stream, limit):
+                    yield SourceLine(label, line)
+            except EOFError as e:
+                if outer.truncation is not None:
+                    raise  # the tar itself is cut: one reject for the file, from read_item
+                # only this member's compressed stream is cut; the tar goes on
                 yield Parsed(None, make_reject(TRUNCATED_FILE, id=label, detail=f"{label}: {e}"))
+
+
+def read_jsonl(item: WorkItem, limit: int) -> Iterator[Parsed]:
+    """JSONL (plain by byte range, compressed as one stream) and tars of JSONL members."""
+    for entry in iter_jsonl_lines(item, limit):
+        if isinstance(entry, SourceLine):
+            parsed = parse_line(entry.line, entry.name, limit)
+            if parsed is not None:
+                yield parsed
+        else:
+            yield entry
 
 
 def read_text(item: WorkItem, limit: int) -> Iterator[Parsed]:
@@ -367,13 +279,31 @@ def read_wet(item: WorkItem, limit: int) -> Iterator[Parsed]:
 
 def read_warc(item: WorkItem, limit: int) -> Iterator[Parsed]:
     """WARC `response` records with HTML (text extracted) or plain text; `conversion` records as in WET.
-    Requests, metadata, warcinfo and resource records describe the crawl, not pages, and are skipped."""
+    Requests, metadata, warcinfo and resource records describe the crawl, not pages, and are skipped.
+
+    warcio ends its iteration quietly on a cut stream (it takes the EOFError for the end of the
+    archive, and a record short of its Content-Length for a whole one), so both are checked here."""
     from warcio.archiveiterator import ArchiveIterator
 
     with open_raw(item.path) as raw:
-        for n, record in enumerate(ArchiveIterator(open_decompressed(raw, item.codec))):
+        stream = EofWatch(open_decompressed(raw, item.codec))
+        record = None
+        for n, record in enumerate(ArchiveIterator(stream)):
             if record.rec_type in ("response", "conversion"):
                 yield _warc_document(record, f"{item.name}#{n}", limit)
+        stream.raise_if_truncated()
+        if record is not None:
+            _check_record_complete(record)
+
+
+def _check_record_complete(record) -> None:
+    """Raise EOFError when a WARC record's block ended before its Content-Length (a cut file)."""
+    block = record.raw_stream
+    while block.read(READ_CHUNK):
+        pass
+    missing = getattr(block, "limit", 0)
+    if missing > 0:
+        raise EOFError(f"WARC record ends {missing} bytes short of its Content-Length")
 
 
 def _warc_document(record, fallback_id: str, limit: int) -> Parsed:
@@ -397,6 +327,7 @@ def _warc_document(record, fallback_id: str, limit: int) -> Parsed:
     if len(payload) > limit:
         return Parsed(None, make_reject(
             TOO_LARGE, id=doc_id, detail=f"payload over max_record_bytes={limit} at {url}", sample=payload[:800]))
+    _check_record_complete(record)  # a page cut by the end of the file is not a shorter page
     charset = charset_of(content_type)
     decoded = decode_html(payload, charset)
     if mime in HTML_TYPES:
@@ -442,6 +373,20 @@ def read_arrow(item: WorkItem, limit: int) -> Iterator[Parsed]:
             for record in batch.to_pylist():
                 yield row_to_parsed(record, f"{item.name}#{row}", limit)
                 row += 1
+        if not is_file_format:
+            _check_stream_end(raw)
+
+
+def _check_stream_end(raw: IO[bytes]) -> None:
+    """Raise EOFError when an Arrow IPC stream lacks its end-of-stream marker: the stream reader
+    stops quietly when the data ends between two messages, which is what a cut file looks like."""
+    head = raw.seek(0) == 0 and raw.read(4)
+    size = raw.seek(0, 2)
+    raw.seek(max(0, size - 8))
+    tail = raw.read(8)
+    modern = head == ARROW_STREAM_ENDS[0][:4]  # messages framed by the 0xFFFFFFFF continuation marker
+    if not (tail == ARROW_STREAM_ENDS[0] if modern else tail.endswith(ARROW_STREAM_ENDS[1])):
+        raise EOFError("Arrow IPC stream ends without its end-of-stream marker")
 
 
 def parse_hf_uri(uri: str) -> tuple[str, str | None, str]:
@@ -477,14 +422,9 @@ def row_to_parsed(record: dict, fallback_id: str, limit: int) -> Parsed:
     return parsed
 
 
-def read_jsonl(item: WorkItem, limit: int) -> Iterator[Parsed]:
-    """Plain JSONL is read by byte range (split across workers); compressed JSONL as one stream."""
-    return (read_jsonl_stream if item.codec else read_jsonl_range)(item, limit)
-
-
 READERS: dict[str, Callable[[WorkItem, int], Iterator[Parsed]]] = {
     "jsonl": read_jsonl,
-    "tar": read_tar,
+    "tar": read_jsonl,
     "text": read_text,
     "wet": read_wet,
     "warc": read_warc,
@@ -511,12 +451,13 @@ def read_item(item: WorkItem, max_record_bytes: int) -> Iterator[Parsed]:
                 parsed.reject["source"] = item.name
             yield parsed
     except Exception as e:  # noqa: BLE001 - any failure of one input must not stop the run
-        reason = TRUNCATED_FILE if _is_truncation(e) else UNREADABLE_FILE
+        reason = TRUNCATED_FILE if is_truncation(e) else UNREADABLE_FILE
         detail = f"{item.name}: after {count} records: {type(e).__name__}: {e}".splitlines()[0][:500]
         yield Parsed(None, make_reject(reason, source=item.name, detail=detail))
 
 
-def _is_truncation(error: BaseException) -> bool:
+def is_truncation(error: BaseException) -> bool:
+    """Whether a reader's failure means the file ends early (rather than being unreadable)."""
     if isinstance(error, EOFError):
         return True
     return isinstance(error, tarfile.ReadError) and "unexpected end" in str(error)

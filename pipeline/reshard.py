@@ -7,6 +7,12 @@ Reshard pays the sequential decompression once: each input file is streamed line
 worker (files spread over workers), lines are spread round-robin over N output parts by Beam's file
 sink, and every part is written as zstd JSONL through temp files that are renamed when complete.
 
+Inputs are read exactly as the build reads them (`readers.work_item` and `readers.iter_jsonl_lines`):
+the codec comes from the file's first bytes, not its name (plain JSONL named `.gz`, zstd named
+`.gz`, gzip named `.jsonl`), and a tar (`*.jsonl.zst.tar`) is opened member by member, so reshard
+never loses or garbles a document the build would keep. Other formats (WARC, Parquet) hold no
+lines to copy and are reported as `unsupported_format`.
+
 Lines are copied as raw bytes, not parsed: judging records is the build's job, and a bad line
 must reach the build's dead-letter output rather than vanish here. A truncated or corrupt input
 keeps the lines decoded before the damage and yields a reject record (reason `truncated_file` or
@@ -18,21 +24,20 @@ Order of lines inside a part is not fixed (it depends on the runner); the set of
 from __future__ import annotations
 
 import json
-import lzma
 import math
-import zlib
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import apache_beam as beam
-import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 
-from replaymill.pipeline.readers import classify, iter_lines, line_is_whole, open_decompressed, open_raw
+from replaymill.pipeline.readers import (
+    LINE_FORMATS, SourceLine, is_truncation, iter_jsonl_lines, line_is_whole, work_item,
+)
 from replaymill.pipeline.rejects import RejectEmitter
 from replaymill.schemas.reject import make_reject
 from replaymill.shards.io import join, write_bytes_atomic
-from replaymill.transforms.records import TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, is_blank_line
+from replaymill.transforms.records import TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, UNSUPPORTED_FORMAT, is_blank_line
 
 SUMMARY_NAME = "_reshard.json"
 PART_PREFIX = "part"
@@ -50,31 +55,36 @@ def parts_for(total_bytes: int, part_bytes: int) -> int:
 
 
 class _StreamLines(beam.DoFn):
-    """Streams one file's lines as raw bytes (decompressed by the readers' truncation-aware codecs)."""
+    """Streams one file's lines as raw bytes, read exactly as the build reads them: the codec sniffed
+    from the content (`readers.work_item`), tars opened member by member (`readers.iter_jsonl_lines`)."""
 
     def __init__(self, max_line_bytes: int):
         self.max_line_bytes = max_line_bytes
         self._rejects = RejectEmitter(STAGE, REJECTS)
 
     def process(self, path: str) -> Iterator[Any]:
-        _, codec = classify(path)
+        item = work_item(path, path)
+        if item.fmt not in LINE_FORMATS:
+            yield self._reject(UNSUPPORTED_FORMAT, path, f"{item.name}: a {item.fmt} file holds no JSON lines to copy")
+            return
         lines = 0
         try:
-            with open_raw(path) as raw:
-                stream = open_decompressed(raw, codec)
-                for line in iter_lines(stream, self.max_line_bytes):
-                    if not line_is_whole(line):
-                        yield self._rejects.emit(make_reject(
-                            TOO_LARGE, id=f"{path}@{line.offset}", source=path, stage=STAGE,
-                            detail=f"line of {line.size} bytes over {self.max_line_bytes}", sample=line.data[:800]))
-                    elif not is_blank_line(line.data):
-                        lines += 1
-                        yield line.data.rstrip(b"\r\n")
-        except (EOFError, OSError, zlib.error, zstandard.ZstdError, lzma.LZMAError) as exc:
-            # A cut or corrupt stream: the lines before the damage are kept, the damage is reported.
-            reason = TRUNCATED_FILE if isinstance(exc, EOFError) else UNREADABLE_FILE
-            detail = f"{type(exc).__name__}: {exc} (after {lines} lines)"
-            yield self._rejects.emit(make_reject(reason, source=path, detail=detail, stage=STAGE))
+            for entry in iter_jsonl_lines(item, self.max_line_bytes):
+                if not isinstance(entry, SourceLine):  # a tar member that is not JSONL, or is cut
+                    yield self._reject(entry.reject["reason"], path, entry.reject["detail"], id=entry.reject["id"])
+                elif not line_is_whole(entry.line):
+                    yield self._reject(TOO_LARGE, path, f"line of {entry.line.size} bytes over {self.max_line_bytes}",
+                                       id=f"{entry.name}@{entry.line.offset}", sample=entry.line.data[:800])
+                elif not is_blank_line(entry.line.data):
+                    lines += 1
+                    yield entry.line.data.rstrip(b"\r\n")
+        except Exception as exc:  # noqa: BLE001 - a cut or corrupt input keeps the lines before the damage
+            reason = TRUNCATED_FILE if is_truncation(exc) else UNREADABLE_FILE
+            detail = f"{type(exc).__name__}: {exc} (after {lines} lines)".splitlines()[0][:500]
+            yield self._reject(reason, path, detail)
+
+    def _reject(self, reason: str, path: str, detail: str, **fields: Any) -> beam.pvalue.TaggedOutput:
+        return self._rejects.emit(make_reject(reason, source=path, detail=detail, stage=STAGE, **fields))
 
 
 class _WriteSummary(beam.DoFn):

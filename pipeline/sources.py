@@ -23,7 +23,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from replaymill.pipeline import progress
-from replaymill.pipeline.readers import HF_SCHEME, WorkItem, classify, open_raw, read_item, sniff_codec
+from replaymill.pipeline.compression import open_raw
+from replaymill.pipeline.readers import HF_SCHEME, WorkItem, classify, read_item, work_item
 from replaymill.pipeline.rejects import RejectEmitter
 
 METRICS_NAMESPACE = "replaymill.read"
@@ -156,20 +157,19 @@ def _check_hub_dataset(uri: str) -> None:
 
 def plan_reads(spec: FileSpec, range_bytes: int) -> Iterator[WorkItem]:
     """Work items of one input: byte ranges of plain JSONL, row-group runs of Parquet, else the file.
-    JSONL and WET files are sniffed first, so a misnamed compressed file is never split by bytes."""
-    fmt, codec = classify(spec.name)
-    if fmt in ("jsonl", "wet"):
-        codec = sniff_codec(spec.path, codec)
-    if fmt == "jsonl" and not codec and spec.size > range_bytes:
+    Streamed formats are sniffed first (`readers.work_item`), so a misnamed compressed file is
+    never split by bytes and a plain file named `.gz` is not fed to a decompressor."""
+    whole = work_item(spec.path, spec.name)
+    if whole.fmt == "jsonl" and not whole.codec and spec.size > range_bytes:
         for start in range(0, spec.size, range_bytes):
-            yield WorkItem(spec.path, spec.name, fmt, codec, start, min(start + range_bytes, spec.size))
-    elif fmt == "parquet":
-        yield from _plan_parquet(spec, range_bytes)
+            yield WorkItem(whole.path, whole.name, whole.fmt, "", start, min(start + range_bytes, spec.size))
+    elif whole.fmt == "parquet":
+        yield from _plan_parquet(spec, whole.name, range_bytes)
     else:
-        yield WorkItem(spec.path, spec.name, fmt, codec)
+        yield whole
 
 
-def _plan_parquet(spec: FileSpec, range_bytes: int) -> Iterator[WorkItem]:
+def _plan_parquet(spec: FileSpec, name: str, range_bytes: int) -> Iterator[WorkItem]:
     """Consecutive row groups of about `range_bytes` (uncompressed) per item, read from the footer."""
     import pyarrow.parquet as pq
 
@@ -178,16 +178,16 @@ def _plan_parquet(spec: FileSpec, range_bytes: int) -> Iterator[WorkItem]:
             meta = pq.ParquetFile(raw).metadata
             sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
     except Exception:  # noqa: BLE001 - an unreadable footer is reported when the item is read
-        yield WorkItem(spec.path, spec.name, "parquet")
+        yield WorkItem(spec.path, name, "parquet")
         return
     start, acc = 0, 0
     for i, size in enumerate(sizes):
         acc += size
         if acc >= range_bytes:
-            yield WorkItem(spec.path, spec.name, "parquet", "", start, i + 1)
+            yield WorkItem(spec.path, name, "parquet", "", start, i + 1)
             start, acc = i + 1, 0
     if start < len(sizes) or not sizes:
-        yield WorkItem(spec.path, spec.name, "parquet", "", start, len(sizes))
+        yield WorkItem(spec.path, name, "parquet", "", start, len(sizes))
 
 
 class _ReadItemFn(beam.DoFn):

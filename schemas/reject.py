@@ -47,13 +47,34 @@ def make_reject(
 ) -> Reject:
     """A Reject with its sample cut to 200 characters (bytes decoded leniently; surrogates replaced).
 
-    `stage` defaults to "read": most rejects are records that never became documents.
+    `stage` defaults to "read": most rejects are records that never became documents. A reject
+    often quotes the bad input it names (an id with a lone surrogate, an undecodable file name),
+    so `id`, `source` and `detail` are made encodable too: the record must always be writable.
     """
     if isinstance(sample, (bytes, bytearray)):
         sample = bytes(sample[: SAMPLE_CHARS * 4]).decode("utf-8", errors="replace")
     sample = sample[:SAMPLE_CHARS].encode("utf-8", errors="replace").decode("utf-8")
-    return Reject(reason=reason, stage=stage, id=id, source=source, detail=detail, sample=sample,
-                  matched_id=matched_id, n_tokens=None if n_tokens is None else int(n_tokens))
+    return Reject(reason=reason, stage=stage, id=_encodable_or_none(id), source=_encodable_or_none(source),
+                  detail=encodable(detail), sample=sample, matched_id=_encodable_or_none(matched_id),
+                  n_tokens=None if n_tokens is None else int(n_tokens))
+
+
+def is_encodable(text: str) -> bool:
+    """Whether UTF-8 (so Arrow, and any file we write) can hold `text`: no lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def encodable(text: str) -> str:
+    """`text` itself when UTF-8 can hold it, else with each lone surrogate written as `\\udXXX`."""
+    return text if is_encodable(text) else text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _encodable_or_none(text: str | None) -> str | None:
+    return None if text is None else encodable(text)
 
 
 def reject_document(

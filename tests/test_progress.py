@@ -16,7 +16,7 @@ from replaymill.pipeline import progress
 from replaymill.pipeline.build import build
 from replaymill.pipeline.options import make_options
 from replaymill.pipeline.progress import ProgressReporter, ProgressView, Task, metered, metering
-from replaymill.pipeline.readers import open_decompressed, open_raw
+from replaymill.pipeline.compression import open_decompressed, open_raw
 from replaymill.schemas.recipe import resolve_recipe
 
 

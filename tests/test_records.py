@@ -122,10 +122,31 @@ def _doc_raw(raw: bytes):
     return parsed.doc
 
 
-def test_metadata_with_surrogates_stays_storable():
-    doc = _doc_raw(b'{"text": "ok", "meta": {"title": "bad \\udc80 title", "t": "\xc3\xa9"}}')
-    assert json.loads(doc["metadata"])["meta"]["t"] == "\u00e9"
-    assert to_record_batch([doc]).num_rows == 1
+@pytest.mark.parametrize("raw, field", [
+    (b'{"id": "x\\ud800y", "text": "ok"}', "id"),
+    (b'{"id": "a", "text": "ok", "url": "http://e.org/\\udfff", "timestamp": "t"}', "url"),
+    (b'{"id": "a", "text": "ok", "source": "cc\\udc80", "metadata": {"url": "e.org"}}', "source"),
+    (b'{"id": "a", "text": "ok", "source": "cc", "metadata": {"url": "e.org/\\ud83d"}}', "metadata.url"),
+    (b'{"text": "ok", "meta": {"pile_set_name": "Pile\\udc80CC"}}', "meta.pile_set_name"),
+    (b'{"text": "ok", "meta": {"title": "bad \\udc80 title", "t": "\xc3\xa9"}}', "meta.title"),
+    (b'{"text": "ok", "tags": ["fine", "bad\\udc00"]}', "tags[1]"),
+    (b'{"text": "ok", "k\\udc00": 1}', "k\\udc00 (a key)"),
+    (b'{"raw_content": "bad \\ud800 text", "url": "u", "digest": "d", "cc_segment": "s"}', "raw_content"),
+    (b'{"text": "ok", "id": "x\xed\xa0\x80y"}', None),  # a UTF-8-encoded surrogate is not UTF-8 at all
+])
+def test_lone_surrogate_in_any_field_is_a_bad_utf8_reject(raw, field):
+    """Issue 10.4: any string field Arrow cannot store rejects the record, naming the field
+    (before: only the text was checked, and a bad id, url or Dolma source crashed the build)."""
+    parsed = parse_json_line(raw, fallback_id="f@0")
+    assert parsed.doc is None and parsed.reject["reason"] == BAD_UTF8
+    if field is not None:
+        assert parsed.reject["detail"] == f"{field} has lone surrogate escapes"
+    json.dumps(parsed.reject, ensure_ascii=False).encode("utf-8")  # the reject itself can be written
+
+
+def test_table_rows_with_surrogates_are_rejected_too():
+    parsed = record_to_document({"text": "ok", "id": "r\udc80"}, fallback_id="t.parquet#1")
+    assert parsed.reject["reason"] == BAD_UTF8 and parsed.reject["id"] == "r\\udc80"
 
 
 json_values = st.recursive(

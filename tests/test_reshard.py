@@ -137,3 +137,46 @@ def test_build_reader_reads_the_parts_as_the_originals(inputs: dict, resharded: 
     from_parts, from_inputs = texts("parts"), texts("inputs")
     assert sum(from_inputs.values()) > 700
     assert from_parts & from_inputs == from_inputs  # plus the lines kept from the cut file
+
+
+def build_outcomes(paths: list[str]) -> collections.Counter:
+    """What the build's readers make of whole files: document texts and reject reasons."""
+    from replaymill.pipeline.readers import read_item, work_item
+
+    out: collections.Counter = collections.Counter()
+    for path in paths:
+        for parsed in read_item(work_item(path, Path(path).name), 32 << 20):
+            out[parsed.doc["text"] if parsed.doc else "reject:" + parsed.reject["reason"]] += 1
+    return out
+
+
+def test_reshard_reads_misnamed_files_and_tars_as_build_does(shared_data: Path, tmp_path: Path):
+    """Issue 10.6: reshard trusted extensions (before: a plain file named .gz and zstd named .gz were
+    unreadable_file, gzip named .jsonl became binary lines, a .jsonl.zst.tar became tar-header lines)."""
+    lines = real_lines(shared_data / "dolma-cc" / "cc_en_head-0091.jsonl.gz")
+    body = b"\n".join(lines) + b"\n"
+    files = {
+        "plain_named.jsonl.gz": body,
+        "zstd_named.jsonl.gz": zstandard.ZstdCompressor().compress(body),
+        "gzip_named.jsonl": gzip.compress(body),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    inputs = [str(tmp_path / n) for n in files] + [str(shared_data / "lm-dataformat-fixture" / "blns.jsonl.zst.tar")]
+    out = tmp_path / "out"
+    options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+    with beam.Pipeline(options=options) as p:
+        p | Reshard(inputs, str(out), 2)
+    from_parts = collections.Counter(parse_outcome(line) for part in read_parts(out).values() for line in part)
+    expected = build_outcomes(inputs)
+    assert sum(expected.values()) > 3 * len(lines)
+    assert from_parts == expected
+    assert json.loads((out / SUMMARY_NAME).read_text())["dropped"] == {}
+
+
+def test_reshard_reports_what_holds_no_lines(shared_data: Path, tmp_path: Path):
+    warc = str(shared_data / "dolma-cc" / "dolma-sample-0000.warc.gz")
+    with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as p:
+        p | Reshard([warc], str(tmp_path), 1)
+    summary = json.loads((tmp_path / SUMMARY_NAME).read_text())
+    assert summary["lines"] == 0 and summary["dropped"] == {"unsupported_format": 1}

@@ -98,7 +98,7 @@ def hostile(tmp_path_factory, shared_data):
     frames = [zstandard.ZstdCompressor().compress(b"\n".join(part) + b"\n") for part in (lines[:half], lines[half:])]
     (root / "cut.jsonl.zst").write_bytes(frames[0] + frames[1][: len(frames[1]) // 2])
     (root / "whole.jsonl.zst").write_bytes(frames[0] + frames[1])
-    (root / "notgzip.jsonl.gz").write_bytes(b"this is not gzip data\n" * 10)
+    (root / "notgzip.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"this is not deflate data\x00" * 10)
 
     tar_buf = io.BytesIO()
     with tarfile.open(fileobj=tar_buf, mode="w") as tar:
@@ -381,7 +381,7 @@ def test_misnamed_compression_is_sniffed(hostile, tmp_path):
        checksum=st.booleans(), content_size=st.booleans(), skippable=st.booleans(), data=st.data())
 def test_zstd_frame_tracker_finds_every_truncation(payloads, checksum, content_size, skippable, data):
     """The frame tracker says "complete" exactly at frame ends, whatever the frame options."""
-    from replaymill.pipeline.readers import _ZstdFrameTracker
+    from replaymill.pipeline.compression import ZstdFrameTracker
 
     cctx = zstandard.ZstdCompressor(write_checksum=checksum, write_content_size=content_size)
     frames = [cctx.compress(p) for p in payloads]
@@ -390,7 +390,7 @@ def test_zstd_frame_tracker_finds_every_truncation(payloads, checksum, content_s
     blob = b"".join(frames)
     ends = {sum(len(f) for f in frames[: i + 1]) for i in range(len(frames))}
     cut = data.draw(st.integers(min_value=1, max_value=len(blob)))
-    tracker = _ZstdFrameTracker()
+    tracker = ZstdFrameTracker()
     for i in range(0, cut, 7):  # fed in odd-sized pieces
         tracker.feed(blob[i:min(i + 7, cut)])
     assert tracker.at_frame_boundary() == (cut in ends)

@@ -20,11 +20,11 @@ import json
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from replaymill.schemas.document import new_document
-from replaymill.schemas.reject import Reject, make_reject
+from replaymill.schemas.reject import Reject, encodable, is_encodable, make_reject
 
 # Reject reasons of the read stage (each becomes a Beam counter `rejects_<reason>` and a funnel row).
 MALFORMED_JSON = "malformed_json"        # not JSON, or JSON that is not an object
-BAD_UTF8 = "bad_utf8"                    # bytes that are not UTF-8, or text with lone surrogate escapes
+BAD_UTF8 = "bad_utf8"                    # bytes that are not UTF-8, or any string with lone surrogate escapes
 MISSING_TEXT = "missing_text"            # no text field at all
 TEXT_NOT_STRING = "text_not_string"      # text is a number / object / list holding non-strings
 EMPTY_TEXT = "empty_text"                # text empty or whitespace only
@@ -111,8 +111,10 @@ def record_to_document(
 
     `fallback_id` names the record's position (file plus offset or row) and is used when the record
     carries no id of its own, so ids never depend on how the input was split among workers.
-    `source` overrides the detected family (e.g. "warc"). `check_surrogates=False` skips the scan
-    for lone surrogates (which Arrow cannot store) when the caller knows there can be none.
+    `source` overrides the detected family (e.g. "warc"). A string anywhere in the record (id, url,
+    source, metadata keys or values, the text) that holds a lone surrogate, which neither Arrow
+    nor a UTF-8 file can store, makes the whole record a `bad_utf8` reject naming the field;
+    `check_surrogates=False` skips that scan when the caller knows there can be none.
     """
     if not isinstance(record, dict):
         return Parsed(None, make_reject(
@@ -120,6 +122,12 @@ def record_to_document(
             detail=f"JSON value is a {type(record).__name__}, not an object", sample=repr(record)))
     own_id = record.get("id")
     doc_id = str(own_id) if own_id not in (None, "") else fallback_id
+    if check_surrogates:
+        bad_field = unencodable_field(record)
+        if bad_field is not None:
+            return Parsed(None, make_reject(
+                BAD_UTF8, id=doc_id, source=source, detail=f"{bad_field} has lone surrogate escapes",
+                sample=compact_json(record)))
     shape = detect_shape(record)
     family = source or shape
     text_key = next((k for k in TEXT_KEYS if k in record), None)
@@ -137,16 +145,12 @@ def record_to_document(
             detail=f"{text_key} is a {type(text).__name__}", sample=compact_json(text)))
     if not text or text.isspace():
         return Parsed(None, make_reject(EMPTY_TEXT, id=doc_id, source=family, detail=f"{text_key} is blank"))
-    if check_surrogates and not _is_utf8_encodable(text):
-        return Parsed(None, make_reject(
-            BAD_UTF8, id=doc_id, source=family, detail=f"{text_key} has lone surrogate escapes",
-            sample=text))
     rest = {k: v for k, v in record.items() if k not in (text_key, "id")}
     return Parsed(new_document(
         doc_id, text, family,
         source_label=source_label_of(record, shape),
         url=url_of(record),
-        metadata=compact_json(rest, check_surrogates=check_surrogates),
+        metadata=compact_json(rest, check_surrogates=False),
     ), None)
 
 
@@ -194,17 +198,47 @@ def _str_or_none(value: Any) -> str | None:
 def compact_json(value: Any, *, check_surrogates: bool = True) -> str:
     """Compact JSON that Arrow can store: non-ASCII kept readable unless it holds lone surrogates."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    if not check_surrogates or _is_utf8_encodable(text):
+    if not check_surrogates or is_encodable(text):
         return text
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)
 
 
-def _is_utf8_encodable(text: str) -> bool:
+def unencodable_field(value: Any, path: str = "") -> str | None:
+    """The path (`metadata.url`, `tags[2]`, `meta.<key>`) of the first string in a decoded record
+    that UTF-8 cannot encode (a lone surrogate), or None. One C-level serialization answers the
+    common case; only a bad record is walked to name the field."""
     try:
-        text.encode("utf-8")
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+        return None
     except UnicodeEncodeError:
-        return False
-    return True
+        pass
+    except (ValueError, TypeError, RecursionError):
+        pass  # circular or odd values: walk them below
+    return _walk_unencodable(value, path or "record", depth=0)
+
+
+def _walk_unencodable(value: Any, path: str, depth: int) -> str | None:
+    if depth > 200:
+        return None
+    if isinstance(value, str):
+        return None if is_encodable(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = key if isinstance(key, str) else str(key)
+            where = name if path == "record" else f"{path}.{name}"
+            if not is_encodable(name):
+                return f"{encodable(where)} (a key)"
+            found = _walk_unencodable(item, where, depth + 1)
+            if found:
+                return encodable(found)
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _walk_unencodable(item, f"{path}[{i}]", depth + 1)
+            if found:
+                return found
+        return None
+    return None if is_encodable(str(value)) else path
 
 
 def _one_line(error: BaseException) -> str:
