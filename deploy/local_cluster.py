@@ -10,7 +10,7 @@ Topology (all processes started here, all killed by `close()`):
     PortableRunner --Job API--> job service (deploy.local_job_service)
                                      | StartWorker (round-robin through a small dispatcher)
                          worker pool 1 ... worker pool N   (apache_beam worker_pool_main)
-                                     | each spawns SDK workers through deploy.worker_boot, which
+                                     | each spawns SDK workers through replaymill.deploy.worker_boot, which
                                      | (like the SDK image's boot) applies the job's options
 
 Beam's runner asks one endpoint for workers, so a dispatcher in this process forwards each
@@ -128,9 +128,9 @@ class LocalPortableCluster:
         return proc, log
 
     def _boot_script(self) -> Path:
-        """The pools' `--container_executable`: runs deploy.worker_boot with this interpreter."""
+        """The pools' `--container_executable`: runs replaymill.deploy.worker_boot with this interpreter."""
         script = self.workdir / "boot"
-        script.write_text(f"#!/bin/sh\nexec {sys.executable} -m deploy.worker_boot \"$@\"\n")
+        script.write_text(f"#!/bin/sh\nexec {sys.executable} -m replaymill.deploy.worker_boot \"$@\"\n")
         script.chmod(0o755)
         return script
 
