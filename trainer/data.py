@@ -86,7 +86,7 @@ def plan_replay_target(spec: str, replay: str, on_short: str) -> ReplayPlan:
     wanted = set(target)
     present = {key_for(info.domain, info.lang, wanted) for info in ShardSet.open(replay).shards if info.rows > 0}
     empty = sorted(k for k in target if k not in present)
-    if empty and on_short == "upsample":
+    if empty and on_short in ("upsample", "error"):
         raise TrainError(f"replay target {spec}: the replay set has no documents for {', '.join(empty)}; "
                          "pass --replay-on-short renormalize to share their weight among the others")
     if empty and on_short == "renormalize":

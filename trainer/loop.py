@@ -101,6 +101,7 @@ class Trainer:
         net = ddp or self.model
         self.train_model = torch.compile(net) if cfg.compile else net
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.n_trainable, self.n_parameters = count_parameters(self.model)
 
     def _restore(self) -> None:
         """Weights, optimizer, schedule and RNG from the checkpoint being resumed (data: `_open_data`)."""
@@ -142,29 +143,31 @@ class Trainer:
     def announce(self) -> None:
         """Where the outputs go, what is trained, and how the replay share works out."""
         cfg = self.cfg
-        trainable, total = count_parameters(self.model)
-        self.parameters = total
         self.say(f"run directory {Path(cfg.output).resolve()} (config.yaml, {LOG_NAME}, checkpoints/, final/"
                  + (", curves.png" if cfg.plot else "") + (", tensorboard/" if "tensorboard" in cfg.report_to else "") + ")")
         n = cfg.batch_size * cfg.seq_len
         ddp = f" (DDP, {self.ctx.backend})" if self.ctx.enabled else ""
-        self.say(f"model {cfg.model}: {total:,} parameters ({trainable:,} trainable), world {self.ctx.world_size}{ddp}, "
+        self.say(f"model {cfg.model}: {self.n_parameters:,} parameters ({self.n_trainable:,} trainable), world {self.ctx.world_size}{ddp}, "
                  f"device {self.ctx.device}; {self.replay_per_batch} of {n} tokens per micro-batch from replay "
                  f"(effective ratio {self.replay_per_batch / n:.5f})")
         if self.plan is not None and self.plan.dropped:
             self.say(f"replay target {cfg.replay_target}: no documents for {', '.join(self.plan.dropped)}; "
                      "their weight is shared by the others (--replay-on-short renormalize)")
         if self.resume is not None:
-            self.say(f"resumed from {self.resume.checkpoint} at step {self.step}")
-            if self.resume.schedule_changes:
-                change = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in self.resume.schedule_changes.items())
-                self.say(f"schedule changed on resume: {change}; the LR schedule is rebuilt from step "
-                         f"{self.step} (next LR {self.next_lr:.3e})")
-                self.log.write({"kind": "schedule", "step": self.step, "next_lr": self.next_lr,
-                                **{f"{k}_from": a for k, (a, _) in self.resume.schedule_changes.items()},
-                                **{f"{k}_to": b for k, (_, b) in self.resume.schedule_changes.items()}})
-        elif self.cfg.resume and self.ctx.is_main:
+            self.announce_resume()
+        elif cfg.resume:
             self.say(f"--resume: no checkpoint under {cfg.output}, starting fresh")
+
+    def announce_resume(self) -> None:
+        """Where the run continues, and any schedule change: printed and logged as a `schedule` record."""
+        self.say(f"resumed from {self.resume.checkpoint} at step {self.step}")
+        changes = self.resume.schedule_changes
+        if changes:
+            self.say(f"schedule changed on resume: {', '.join(f'{k} {a} -> {b}' for k, (a, b) in changes.items())}; "
+                     f"the LR schedule is rebuilt from step {self.step} (next LR {self.next_lr:.3e})")
+            self.log.write({"kind": "schedule", "step": self.step, "next_lr": self.next_lr,
+                            **{f"{k}_from": a for k, (a, _) in changes.items()},
+                            **{f"{k}_to": b for k, (_, b) in changes.items()}})
 
     # ----- the loop ------------------------------------------------------------------------------
     def next_batch(self) -> dict[str, Any]:
@@ -267,7 +270,7 @@ class Trainer:
             self.say(f"done: {self.step} steps, {self.tokens_seen:,} tokens, {tokens_per_s:,.0f} tokens/s; "
                      f"model in {out / 'final'}")
         self.ctx.barrier()
-        return {"eval": self.final_eval, "steps": self.step, "tokens": self.tokens_seen, "parameters": self.parameters,
+        return {"eval": self.final_eval, "steps": self.step, "tokens": self.tokens_seen, "parameters": self.n_parameters,
                 "tokens_per_s": tokens_per_s, "output": str(out)}
 
     def run(self) -> dict[str, Any]:
