@@ -4,8 +4,12 @@ The public API. Names resolve lazily, so `import replaymill` costs nothing until
 (Beam, pyarrow and torch load only with the part that needs them):
 
     import replaymill
-    shards = replaymill.ShardSet.open("out/en")        # a verified, finished shard set
-    print(shards.manifest.total)
+    manifest = replaymill.build(["data/cc/*.jsonl.gz"], "out/en", recipe="fineweb-en")   # Beam, all local cores
+    replay = replaymill.sample("out/en", "out/replay", target="llama1", tokens=50_000_000, on_short="upsample")
+    report = replaymill.audit(["out/replay"], target="llama1")                             # a JSON-ready dict
+    shards = replaymill.ShardSet.open("out/replay")    # a verified, finished shard set
+    for doc in shards.iter_documents(["text", "domain"]):
+        ...
 
     ds = replaymill.ReplayDataset("task.jsonl", "out/replay", replay_ratio=0.05, seq_len=512, batch_size=8)
     loader = DataLoader(ds, batch_size=ds.batch_size, collate_fn=replaymill.ReplayCollator())  # any trainer
@@ -27,6 +31,11 @@ except metadata.PackageNotFoundError:  # running from a source tree that was nev
 
 # public name -> "module:attribute"
 _API: dict[str, str] = {
+    "build": "replaymill.pipeline.jobs:build",
+    "reshard": "replaymill.pipeline.jobs:reshard",
+    "sample": "replaymill.pipeline.jobs:sample",
+    "audit": "replaymill.pipeline.jobs:audit",
+    "InputError": "replaymill.pipeline.errors:InputError",
     "ShardSet": "replaymill.shards.reader:ShardSet",
     "CorruptShardError": "replaymill.shards.io:CorruptShardError",
     "read_manifest": "replaymill.shards.io:read_manifest",

@@ -20,7 +20,7 @@ import json
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from replaymill.pipeline.cli.errors import UsageError
+from replaymill.pipeline.errors import InputError
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
 RUNNING_MODES = ("multi_processing", "in_memory", "multi_threading")
@@ -53,22 +53,24 @@ def make_options(
     return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)
 
 
-def command_options(args: argparse.Namespace) -> PipelineOptions:
-    """A command's job options (`--runner`, `--workers`, `--in-memory`, Beam flags after `--`),
-    handed to Beam's filesystems before anything else runs.
+def job_options(
+    runner: str = "DirectRunner", workers: int = 0, in_memory: bool = False, beam_args: list[str] | None = None,
+) -> PipelineOptions:
+    """A job's options, handed to Beam's filesystems before anything else runs.
 
     Beam's s3:// and gs:// filesystems take endpoint, keys and project only from these options,
-    and every command's pre-flight lists inputs or opens manifests through them before a
-    Pipeline exists to set them; workers get the same options at start-up.
+    and every job's pre-flight lists inputs or opens manifests through them before a Pipeline
+    exists to set them; workers get the same options at start-up.
     """
     try:
-        options = make_options(
-            runner=args.runner,
-            workers=args.workers,
-            running_mode="in_memory" if args.in_memory else "multi_processing",
-            beam_args=args.beam_args,
-        )
+        options = make_options(runner=runner, workers=workers,
+                               running_mode="in_memory" if in_memory else "multi_processing", beam_args=beam_args)
     except ValueError as e:
-        raise UsageError(str(e)) from e
+        raise InputError(str(e)) from e
     FileSystems.set_options(options)
     return options
+
+
+def command_options(args: argparse.Namespace) -> PipelineOptions:
+    """`job_options` from a command's `--runner`, `--workers`, `--in-memory` and Beam flags after `--`."""
+    return job_options(args.runner, args.workers, args.in_memory, args.beam_args)

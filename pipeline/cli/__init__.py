@@ -9,7 +9,8 @@ import argparse
 import importlib
 import sys
 
-from replaymill.pipeline.cli.errors import UsageError
+from replaymill import __version__
+from replaymill.pipeline.errors import InputError
 
 SUBCOMMANDS: tuple[str, ...] = (  # workflow order, as `--help` lists them
     "replaymill.pipeline.cli.build",
@@ -28,6 +29,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Build replay corpora from open pre-training data, sample them toward a base "
         "model's original mixture, fine-tune with replay, and audit what a corpus contains.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(name).register(sub)
@@ -38,6 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UsageError as e:
+    except InputError as e:  # UsageError (a command's flags) or a library job's pre-flight
         print(f"replaymill {args.command}: error: {e}", file=sys.stderr)
         return 2

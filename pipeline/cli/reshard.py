@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-from replaymill.pipeline.cli.errors import UsageError
-
 EPILOG = """\
 examples:
   # three 20 GB .jsonl.gz files -> ~940 parts of ~64 MB, on all local cores
@@ -54,43 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def clear_output(output: str, overwrite: bool) -> None:
-    """Refuse to mix with an earlier reshard unless `overwrite`; then remove its parts and summary."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from replaymill.pipeline.reshard import PART_PREFIX, SUMMARY_NAME
-    from replaymill.shards.io import join
-
-    old = [m.path for r in FileSystems.match([join(output, f"{PART_PREFIX}-*"), join(output, SUMMARY_NAME)])
-           for m in r.metadata_list]
-    if old and not overwrite:
-        raise UsageError(f"{output} already holds {len(old)} reshard files; pass --overwrite to replace them")
-    if old:
-        FileSystems.delete(old)
-
-
 def run(args: argparse.Namespace) -> int:
-    import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
-
-    from replaymill.pipeline.options import command_options
-    from replaymill.pipeline.reshard import Reshard, parts_for
-    from replaymill.pipeline.sources import match_inputs
-
     from replaymill.pipeline.cli.logs import configure_logging
+    from replaymill.pipeline.jobs import reshard
+    from replaymill.pipeline.options import command_options
 
     configure_logging()
     options = command_options(args)
-    try:
-        specs = match_inputs(args.input)
-    except FileNotFoundError as e:
-        raise UsageError(str(e).splitlines()[0]) from None
-    if args.parts is not None and args.parts < 1:
-        raise UsageError("--parts must be at least 1")
-    num_parts = args.parts or parts_for(sum(s.size for s in specs), int(args.part_mb * 1024 * 1024))
-    clear_output(args.output, args.overwrite)
-    log.info("%d input file(s) -> %d part(s) in %s", len(specs), num_parts, args.output)
-    with beam.Pipeline(options=options) as p:
-        p | "Reshard" >> Reshard([s.path for s in specs], args.output, num_parts)
-    log.info("done: %s", FileSystems.join(args.output, "_reshard.json"))
+    summary = reshard(args.input, args.output, parts=args.parts, part_mb=args.part_mb, overwrite=args.overwrite,
+                      options=options)
+    log.info("done: %s", summary)
     return 0

@@ -8,19 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from replaymill.pipeline.cli.errors import UsageError
-
 EPILOG = """\
 examples:
   # 50M tokens in LLaMA-1's proportions, exact interleave, short domains upsampled
-  replaymill sample --shards out/en --target llama1 --tokens 50000000 --on-short upsample --output out/replay
+  replaymill sample --input out/en --target llama1 --tokens 50000000 --on-short upsample --output out/replay
 
   # your own weights (per domain, or per domain/lang), by documents
-  replaymill sample --shards out/en --target weights.yaml --docs 100000 --by docs --output out/replay
+  replaymill sample --input out/en --target weights.yaml --docs 100000 --by docs --output out/replay
       # weights.yaml:  weights: {web: 0.6, code: 0.2, books/de: 0.2}
 
   # DSIR: the pool documents whose hashed n-grams best explain text the base model generated
-  replaymill sample --shards out/en --reference generations.jsonl --tokens 20000000 --output out/replay
+  replaymill sample --input out/en --reference generations.jsonl --tokens 20000000 --output out/replay
 
 presets: llama1, pile, redpajama-1t, slimpajama, dolma (schemas/presets/*.yaml, each with its source).
 output: OUT/domain=<d>/lang=<l>/part-NNNNN.arrow + OUT/_manifest.json (kind "sample"); the manifest's
@@ -37,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "resemble a reference text sample (DSIR importance resampling), and write them as a new shard set.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--shards", required=True, metavar="DIR", help="a built shard set (with _manifest.json)")
+    p.add_argument("--input", "-i", "--shards", dest="input", required=True, metavar="DIR",
+                   help="the shard set to draw from (a build's output, with _manifest.json); --shards is the old name")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--target", metavar="PRESET|YAML", help="preset name or a weights YAML file")
     what.add_argument("--reference", metavar="FILE", help="reference text: JSONL with 'text' (.gz ok) or plain text")
@@ -65,65 +64,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import apache_beam as beam
-
     from replaymill.pipeline.cli.logs import configure_logging
+    from replaymill.pipeline.jobs import sample
+    from replaymill.pipeline.options import command_options
 
     configure_logging()
-
-    from replaymill.pipeline.options import command_options
-    from replaymill.pipeline.sample import plan_target, read_reference_texts, sample_reference, sample_target
-    from replaymill.pipeline.sink import OutputExistsError, prepare_output
-    from replaymill.schemas.mixtures import resolve_target
-    from replaymill.shards.io import read_manifest
-    from replaymill.shards.reader import ShardSet
-    from replaymill.shards.sampler import ShortDomainError
-    from replaymill.transforms.tokens import TokenizerError, open_tokenizer
-
     options = command_options(args)
-    budget = args.tokens if args.tokens is not None else args.docs
-    budget_by = "tokens" if args.tokens is not None else "docs"
-    if budget <= 0:
-        raise UsageError(f"the budget must be positive, got {budget}")
-    if args.rows_per_shard <= 0:
-        raise UsageError("--rows-per-shard must be positive")
-    if args.shards.rstrip("/") == args.output.rstrip("/"):
-        raise UsageError("--output must differ from --shards")
-    try:
-        shardset = ShardSet.open(args.shards)
-        recount = None  # a tokenizer to recount with, when the set's n_tokens were counted by something else
-        if args.tokenizer:
-            tokenizer, counter = open_tokenizer(args.tokenizer)
-            own = shardset.manifest.token_counter
-            if own is None or own.sha256 != counter["sha256"]:
-                recount = tokenizer
-                print(f"counting tokens with {args.tokenizer} (the set's n_tokens were counted by "
-                      f"{own.name if own else 'an unrecorded counter'}): every document is recounted")
-        if args.target:
-            target, preset_by, described = resolve_target(args.target)
-            by = args.by or preset_by or "tokens"
-            picks, report = plan_target(shardset, target, by=by, budget=budget, budget_by=budget_by, seed=args.seed,
-                                        on_short=args.on_short, quality_temperature=args.quality_temperature,
-                                        tokenizer=recount)
-            report["target_spec"] = described
-        else:
-            by = args.by or budget_by
-            if by != budget_by:
-                raise UsageError("with --reference the budget counts what --by counts (--tokens with --by tokens)")
-            reference = read_reference_texts(args.reference)
-        prepare_output(args.output, args.overwrite)
-    except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError, TokenizerError) as e:
-        raise UsageError(str(e).splitlines()[0] if str(e) else repr(e)) from None
-
-    with beam.Pipeline(options=options) as p:
-        if args.target:
-            sample_target(p, shardset, args.output, picks, report, rows_per_part=args.rows_per_shard,
-                          tokenizer=args.tokenizer)
-        else:
-            sample_reference(p, shardset, args.output, reference, budget=budget, by=by, seed=args.seed,
-                             quality_temperature=args.quality_temperature, rows_per_part=args.rows_per_shard,
-                             tokenizer=args.tokenizer)
-    summary(read_manifest(args.output).model_dump(mode="json"))
+    manifest = sample(args.input, args.output, target=args.target, reference=args.reference, tokens=args.tokens,
+                      docs=args.docs, by=args.by, on_short=args.on_short, seed=args.seed,
+                      quality_temperature=args.quality_temperature, rows_per_shard=args.rows_per_shard,
+                      tokenizer=args.tokenizer, overwrite=args.overwrite, runner=args.runner, options=options,
+                      notify=print)
+    summary(manifest.model_dump(mode="json"))
     return 0
 
 

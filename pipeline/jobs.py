@@ -1,0 +1,482 @@
+"""The jobs as library calls: `replaymill.build(...)` and `replaymill.sample(...)`.
+
+Each checks everything a user can get wrong before the pipeline starts (no input, an unwritable
+output, a finished set in the way, a recipe or target that does not validate), raising one
+`InputError` so a long job never dies on it half-way; then it runs the Beam pipeline and returns
+the manifest it wrote. The commands (`pipeline/cli/`) only parse flags, call these and print.
+
+    import replaymill
+    manifest = replaymill.build(["data/cc/*.jsonl.gz"], "out/en", recipe="fineweb-en")
+    replay = replaymill.sample("out/en", "out/replay", target="llama1", tokens=50_000_000, on_short="upsample")
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import uuid
+from typing import TYPE_CHECKING, Callable
+
+from replaymill.pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from replaymill.schemas.manifest import Manifest
+    from replaymill.schemas.recipe import Recipe
+
+log = logging.getLogger("replaymill.build")
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _options(options: PipelineOptions | None, runner: str, workers: int, in_memory: bool,
+             beam_args: list[str] | None) -> PipelineOptions:
+    from replaymill.pipeline.options import job_options
+
+    if options is None:
+        return job_options(runner, workers, in_memory, beam_args)
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.set_options(options)
+    return options
+
+
+def resolve_build_recipe(
+    recipe: str | Recipe = "minimal", *, langs: list[str] | None = None, near_dedup: bool | None = None,
+    max_shard_mb: float | None = None, min_partition_mb: float | None = None, write_rejects: bool | None = None,
+) -> Recipe:
+    """A built-in recipe name, a YAML path or a Recipe, with the given settings overriding it, validated."""
+    from pydantic import ValidationError
+
+    from replaymill.schemas.recipe import Recipe, resolve_recipe
+
+    name = recipe if isinstance(recipe, str) else recipe.name
+    try:
+        data = (resolve_recipe(recipe) if isinstance(recipe, str) else recipe).model_dump()
+        if max_shard_mb is not None:
+            data["output"]["max_shard_bytes"] = int(max_shard_mb * 1024 * 1024)
+        if min_partition_mb is not None:
+            data["output"]["min_partition_bytes"] = int(min_partition_mb * 1024 * 1024)
+        if write_rejects:
+            data["output"]["write_rejects"] = True
+        if near_dedup is not None:
+            data["near_dedup"]["enabled"] = near_dedup
+        if langs:
+            data["langid"]["keep"] = [code.strip() for code in langs if code.strip()]
+        return Recipe.model_validate(data)
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from None
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise InputError(f"invalid recipe {name}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def check_output_writable(output: str) -> None:
+    """Create the output directory and write and delete a probe file there, on any Beam filesystem."""
+    from apache_beam.io.filesystems import FileSystems
+
+    probe = FileSystems.join(output, f".replaymill-probe-{uuid.uuid4().hex}")
+    try:
+        if "://" not in output and not FileSystems.exists(output):
+            FileSystems.mkdirs(output)  # object stores have no directories to create
+        with FileSystems.create(probe) as f:
+            f.write(b"ok")
+        FileSystems.delete([probe])
+    except Exception as e:  # any filesystem's error means the same thing to the user
+        raise InputError(f"cannot write to output {output}: {_first_line(e)}") from None
+
+
+def check_inputs(patterns: list[str]) -> None:
+    """Every pattern must match something; the readers' own message names the one that does not."""
+    from replaymill.pipeline.sources import expand_inputs
+
+    try:
+        expand_inputs(patterns)
+    except FileNotFoundError as e:
+        raise InputError(_first_line(e)) from None
+
+
+def prepare(output: str, overwrite: bool) -> None:
+    """Refuse a finished set in `output` unless `overwrite`; clear an earlier unfinished run's files."""
+    from replaymill.pipeline.sink import OutputExistsError, prepare_output
+
+    try:
+        removed = prepare_output(output, overwrite)
+    except OutputExistsError as e:
+        raise InputError(str(e)) from None
+    if removed:
+        log.info("removed %d files of an earlier unfinished run in %s", len(removed), output)
+
+
+def build(
+    inputs: list[str] | None,
+    output: str,
+    recipe: str | Recipe = "minimal",
+    *,
+    langs: list[str] | None = None,
+    near_dedup: bool | None = None,
+    max_shard_mb: float | None = None,
+    min_partition_mb: float | None = None,
+    write_rejects: bool | None = None,
+    tokenizer: str | None = None,
+    overwrite: bool = False,
+    demo_mb: float | None = None,
+    runner: str = "DirectRunner",
+    workers: int = 0,
+    in_memory: bool = False,
+    beam_args: list[str] | None = None,
+    options: PipelineOptions | None = None,
+    progress: bool = False,
+    notify: Callable[[str], None] | None = None,
+) -> Manifest:
+    """Build a shard set from `inputs` (files or globs; local, gs://, s3://) into `output`; returns its manifest.
+
+    `recipe` is a built-in name (minimal, fineweb-en, multilingual), a YAML path or a `Recipe`;
+    `langs`, `near_dedup`, `max_shard_mb`, `min_partition_mb` and `write_rejects` override it. `tokenizer` (a
+    tokenizer.json or an HF tokenizer directory) counts `n_tokens` exactly instead of estimating. `inputs=None` builds the
+    demo corpus (`demo_mb` MB of this machine's Python installation; local runners only). Runs on
+    `runner` (all local cores by default) or with ready `options`. Raises InputError before any
+    work when something given is unusable. `progress` shows bars with an ETA on a terminal;
+    `notify` (default: the log) hears what the job is about to do.
+    """
+    from replaymill.pipeline.options import LOCAL_RUNNERS
+    from replaymill.shards.io import read_manifest
+
+    options = _options(options, runner, workers, in_memory, beam_args)
+    if inputs:
+        check_inputs(list(inputs))
+    elif runner not in LOCAL_RUNNERS:
+        raise InputError("the demo corpus is local; give inputs when using a remote runner")
+    notify = notify or log.info
+    resolved = resolve_build_recipe(recipe, langs=langs, near_dedup=near_dedup, max_shard_mb=max_shard_mb,
+                                    min_partition_mb=min_partition_mb, write_rejects=write_rejects)
+    if tokenizer:
+        from replaymill.transforms.tokens import TokenizerError, open_tokenizer
+
+        try:
+            open_tokenizer(tokenizer)
+        except (FileNotFoundError, TokenizerError) as e:
+            raise InputError(str(e)) from None
+    check_output_writable(output)
+    prepare(output, overwrite)
+    demo_dir = None
+    try:
+        if not inputs:
+            from replaymill.pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
+
+            demo_dir = tempfile.mkdtemp(prefix="replaymill-demo-")
+            inputs = write_demo_corpus(demo_dir, demo_mb or DEFAULT_MB)
+            notify(f"no --input: built a {demo_mb or DEFAULT_MB:g} MB demo corpus from this Python installation "
+                   f"in {demo_dir}")
+        _run_build(list(inputs), output, resolved, tokenizer, options, runner, in_memory, progress, notify)
+    finally:
+        if demo_dir:
+            shutil.rmtree(demo_dir, ignore_errors=True)
+    return read_manifest(output)
+
+
+def _run_build(inputs: list[str], output: str, recipe: Recipe, tokenizer: str | None, options: PipelineOptions,
+               runner: str, in_memory: bool, progress: bool, notify: Callable[[str], None]) -> None:
+    """Run the build pipeline, under progress bars (read bytes, documents kept, rows written) when asked."""
+    import apache_beam as beam
+
+    from replaymill.pipeline import build as build_pipeline
+    from replaymill.pipeline.progress import ProgressView, Task, graph_reporting
+    from replaymill.pipeline.sources import match_inputs
+
+    input_bytes = sum(s.size for s in match_inputs(inputs))
+    notify(f"build: {len(inputs)} input pattern(s), {input_bytes / 1e6:,.1f} MB -> {output} "
+           f"(recipe {recipe.name}, {runner}{', in memory' if in_memory else ''})")
+    view = ProgressView([
+        Task("read.bytes", "read", total=input_bytes or None, unit="bytes", detail={"read.docs": "docs"}),
+        Task("annotate.kept", "filtered", unit="docs kept", detail={"annotate.docs": "seen"}),
+        Task("write.rows", "write", unit="rows", detail={"write.shards": "shards"}),
+    ], enabled=None if progress else False)
+    pipeline = beam.Pipeline(options=options)
+    with graph_reporting(view, runner):
+        build_pipeline.build(pipeline, inputs, output, recipe, tokenizer=tokenizer)
+    view.run(pipeline)
+
+
+def sample(
+    shards: str,
+    output: str,
+    *,
+    target: str | None = None,
+    reference: str | None = None,
+    tokens: int | None = None,
+    docs: int | None = None,
+    by: str | None = None,
+    on_short: str = "error",
+    seed: int = 0,
+    quality_temperature: float | None = None,
+    rows_per_shard: int = 10_000,
+    tokenizer: str | None = None,
+    overwrite: bool = False,
+    runner: str = "DirectRunner",
+    workers: int = 0,
+    in_memory: bool = False,
+    beam_args: list[str] | None = None,
+    options: PipelineOptions | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Manifest:
+    """Write a replay set drawn from the shard set `shards` into `output`; returns its manifest.
+
+    Exactly one of `target` (a preset name or a weights YAML: the exact interleave) and `reference`
+    (a text file: DSIR importance resampling), and one budget, `tokens` or `docs`. `by` is what the
+    weights count (default: the preset's unit, else tokens); `on_short` what happens when a domain
+    has too little (error, upsample, renormalize). `tokenizer` counts the budget in that tokenizer's
+    tokens (documents are recounted unless the set was built with it; `notify`, default the log,
+    hears when they are). The manifest's `extra.sampling` holds target
+    vs achieved shares and the divergence. Raises InputError before any work when something given
+    is unusable.
+    """
+    import apache_beam as beam
+
+    from replaymill.pipeline.sample import plan_target, read_reference_texts, sample_reference, sample_target
+    from replaymill.pipeline.sink import OutputExistsError, prepare_output
+    from replaymill.schemas.mixtures import resolve_target
+    from replaymill.shards.io import read_manifest
+    from replaymill.shards.reader import ShardSet
+    from replaymill.shards.sampler import ShortDomainError
+    from replaymill.transforms.tokens import TokenizerError, open_tokenizer
+
+    if (target is None) == (reference is None):
+        raise InputError("give exactly one of target and reference")
+    if (tokens is None) == (docs is None):
+        raise InputError("give exactly one budget: tokens or docs")
+    options = _options(options, runner, workers, in_memory, beam_args)
+    budget = tokens if tokens is not None else docs
+    budget_by = "tokens" if tokens is not None else "docs"
+    if budget <= 0:
+        raise InputError(f"the budget must be positive, got {budget}")
+    if rows_per_shard <= 0:
+        raise InputError("rows per shard must be positive")
+    if shards.rstrip("/") == output.rstrip("/"):
+        raise InputError("the output must differ from the input shard set")
+    try:
+        shardset = ShardSet.open(shards)
+        recount = None  # a tokenizer to recount with, when the set's n_tokens were counted by something else
+        if tokenizer:
+            opened, counter = open_tokenizer(tokenizer)
+            own = shardset.manifest.token_counter
+            if own is None or own.sha256 != counter["sha256"]:
+                recount = opened
+                (notify or log.info)(f"counting tokens with {tokenizer} (the set's n_tokens were counted by "
+                                     f"{own.name if own else 'an unrecorded counter'}): every document is recounted")
+        if target:
+            weights, preset_by, described = resolve_target(target)
+            by = by or preset_by or "tokens"
+            picks, report = plan_target(shardset, weights, by=by, budget=budget, budget_by=budget_by, seed=seed,
+                                        on_short=on_short, quality_temperature=quality_temperature,
+                                        tokenizer=recount)
+            report["target_spec"] = described
+        else:
+            by = by or budget_by
+            if by != budget_by:
+                raise InputError("with a reference the budget counts what `by` counts (tokens with by=tokens)")
+            texts = read_reference_texts(reference)
+        prepare_output(output, overwrite)
+    except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError, TokenizerError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(_first_line(e) if str(e) else repr(e)) from None
+
+    with beam.Pipeline(options=options) as p:
+        if target:
+            sample_target(p, shardset, output, picks, report, rows_per_part=rows_per_shard, tokenizer=tokenizer)
+        else:
+            sample_reference(p, shardset, output, texts, budget=budget, by=by, seed=seed,
+                             quality_temperature=quality_temperature, rows_per_part=rows_per_shard,
+                             tokenizer=tokenizer)
+    return read_manifest(output)
+
+
+def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str | None,
+                         contamination: list[str] | None, min_jaccard: float | None):
+    """Manifests, target, gates and evaluation index, each checked; (target, gates, index)."""
+    from replaymill.audit.contamination import DEFAULT_MIN_JACCARD, EvalIndex, read_eval_file
+    from replaymill.audit.gates import GateError, parse_gates
+    from replaymill.shards.io import read_manifest
+
+    for path in shard_sets:
+        try:
+            read_manifest(path)  # a manifest that does not parse, or another schema version
+        except ValueError as e:
+            raise InputError(_first_line(e)) from None
+    gates = None
+    if fail_if:
+        try:
+            gates = parse_gates(fail_if)
+        except GateError as e:
+            raise InputError(str(e)) from None
+    loaded = None
+    if target:
+        from replaymill.audit.compare import load_target
+
+        try:
+            loaded = load_target(target)
+        except (FileNotFoundError, ValueError) as e:
+            raise InputError(f"target: {_first_line(e)}") from None
+    index = None
+    if contamination:
+        docs = []
+        try:
+            for path in _expand(contamination):
+                docs += read_eval_file(path)
+        except ValueError as e:
+            raise InputError(f"contamination: {_first_line(e)}") from None
+        if not docs:
+            raise InputError("contamination: the evaluation files hold no text")
+        index = EvalIndex.build(docs, min_jaccard=min_jaccard or DEFAULT_MIN_JACCARD)
+    return loaded, gates, index
+
+
+def _expand(patterns: list[str]) -> list[str]:
+    """Files matched by `patterns` (any Beam filesystem); a pattern matching nothing is an InputError."""
+    from replaymill.pipeline.sources import expand_inputs
+
+    try:
+        return expand_inputs(patterns)
+    except FileNotFoundError as e:
+        raise InputError(_first_line(e)) from None
+
+
+def _audit_raw(patterns: list[str], options: PipelineOptions, work_dir: str | None, index, *, distinct: bool,
+               identity: str):
+    """Run the Beam audit over raw patterns; returns (stats, contamination tally)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from replaymill.pipeline.audit import read_result, run_audit
+
+    local_tmp = None if work_dir else tempfile.mkdtemp(prefix="replaymill-audit-")
+    result = FileSystems.join(work_dir or local_tmp, f"audit-{uuid.uuid4().hex}.json")
+    try:
+        run_audit(patterns, result, options, distinct=distinct, text_identity=identity, index=index)
+        return read_result(result)
+    finally:
+        if local_tmp:
+            shutil.rmtree(local_tmp, ignore_errors=True)
+        elif FileSystems.exists(result):
+            FileSystems.delete([result])
+
+
+def merge_raw_funnel(funnel: dict, raw_stats) -> None:
+    """Mixed input: the raw part's reader rejects and documents join the manifests' funnel, in place."""
+    for reason, n in raw_stats.rejects.items():
+        funnel["dropped"][reason] = funnel["dropped"].get(reason, 0) + n
+    funnel["read"] += raw_stats.docs + sum(raw_stats.rejects.values())
+    funnel["kept"] += raw_stats.docs
+
+
+def audit(
+    paths: list[str],
+    *,
+    target: str | None = None,
+    by: str | None = None,
+    tolerance: float = 0.01,
+    contamination: list[str] | None = None,
+    min_jaccard: float | None = None,
+    fail_if: str | None = None,
+    distinct: bool = True,
+    text_identity: str | None = None,
+    verify: bool = True,
+    work_dir: str | None = None,
+    runner: str = "DirectRunner",
+    workers: int = 0,
+    in_memory: bool = False,
+    beam_args: list[str] | None = None,
+    options: PipelineOptions | None = None,
+) -> dict:
+    """The audit report (a JSON-ready dict) of shard sets and/or raw corpora.
+
+    `paths` holding `_manifest.json` are read as shard sets (a columnar scan); the others are files
+    or globs in any format build reads, tagged on the fly by a Beam pipeline. `target` (preset or
+    weights YAML) adds the distance to it, `contamination` (evaluation files) the near-duplicate
+    overlap with them, `fail_if` (e.g. "max_tv=0.1,min_docs=1000") the gates: `report["gates"]
+    ["passed"]` says whether they held. Raises InputError before any work when something given is
+    unusable.
+    """
+    from replaymill.audit.compare import amounts_by_key, compare_to_target
+    from replaymill.audit.gates import GateError, apply_gates
+    from replaymill.audit.report import build_report
+    from replaymill.audit.shardset import audit_shard_sets, is_shard_set
+    from replaymill.audit.stats import AuditStats
+
+    options = _options(options, runner, workers, in_memory, beam_args)
+    shard_sets = [p for p in paths if is_shard_set(p)]
+    raw = [p for p in paths if p not in shard_sets]
+    if raw:
+        _expand(raw)
+    loaded, gates, index = _load_audit_settings(shard_sets, target, fail_if, contamination, min_jaccard)
+
+    # one text identity for the whole run: sketches of different identities cannot merge
+    identity = text_identity or ("exact" if not raw else "normalized")
+    stats, cont, funnel = AuditStats(distinct=distinct, text_identity=identity), None, None
+    if shard_sets:
+        stats, cont, funnel = audit_shard_sets(shard_sets, distinct=distinct, text_identity=identity,
+                                               index=index, verify=verify)
+    if raw:
+        raw_stats, raw_cont = _audit_raw(raw, options, work_dir, index, distinct=distinct, identity=identity)
+        stats.merge(raw_stats)
+        cont = raw_cont if cont is None else (cont.merge(raw_cont) if raw_cont else cont)
+        if funnel is not None:
+            merge_raw_funnel(funnel, raw_stats)
+    kind = "shards" if not raw else ("raw" if not shard_sets else "mixed")
+    report = build_report(stats, inputs=list(paths), input_kind=kind, funnel=funnel,
+                          contamination=cont.report(index, contamination) if index is not None else None)
+    if loaded:
+        unit = by or loaded["by"]
+        amounts = amounts_by_key(report["by_domain_lang"], list(loaded["weights"]), unit)
+        report["target"] = {"name": loaded["name"], "description": loaded["description"],
+                            **compare_to_target(amounts, loaded["weights"], by=unit, tolerance=tolerance)}
+    if gates:
+        try:
+            apply_gates(report, gates)
+        except GateError as e:
+            raise InputError(str(e)) from e
+    return report
+
+
+def reshard(
+    inputs: list[str],
+    output: str,
+    *,
+    parts: int | None = None,
+    part_mb: float = 64.0,
+    overwrite: bool = False,
+    runner: str = "DirectRunner",
+    workers: int = 0,
+    in_memory: bool = False,
+    beam_args: list[str] | None = None,
+    options: PipelineOptions | None = None,
+) -> str:
+    """Rewrite compressed JSONL `inputs` as `parts` zstd parts (default: about `part_mb` of input
+    each) in `output`, so a later build reads them in parallel; returns the summary file's path."""
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+
+    from replaymill.pipeline.reshard import PART_PREFIX, SUMMARY_NAME, Reshard, parts_for
+    from replaymill.pipeline.sources import match_inputs
+
+    options = _options(options, runner, workers, in_memory, beam_args)
+    try:
+        specs = match_inputs(list(inputs))
+    except FileNotFoundError as e:
+        raise InputError(_first_line(e)) from None
+    if parts is not None and parts < 1:
+        raise InputError("the number of parts must be at least 1")
+    num_parts = parts or parts_for(sum(s.size for s in specs), int(part_mb * 1024 * 1024))
+    old = [m.path for r in FileSystems.match([FileSystems.join(output, f"{PART_PREFIX}-*"),
+                                              FileSystems.join(output, SUMMARY_NAME)]) for m in r.metadata_list]
+    if old and not overwrite:
+        raise InputError(f"{output} already holds {len(old)} reshard files; pass --overwrite to replace them")
+    if old:
+        FileSystems.delete(old)
+    logging.getLogger("replaymill.reshard").info("%d input file(s) -> %d part(s) in %s", len(specs), num_parts, output)
+    with beam.Pipeline(options=options) as p:
+        p | "Reshard" >> Reshard([s.path for s in specs], output, num_parts)
+    return FileSystems.join(output, SUMMARY_NAME)
