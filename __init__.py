@@ -6,7 +6,7 @@ The public API. Names resolve lazily, so `import replaymill` costs nothing until
     import replaymill
     manifest = replaymill.build(["data/cc/*.jsonl.gz"], "out/en", recipe="fineweb-en")   # Beam, all local cores
     replay = replaymill.sample("out/en", "out/replay", target="llama1", tokens=50_000_000, on_short="upsample")
-    report = replaymill.audit(["out/replay"], target="llama1")                             # a JSON-ready dict
+    report = replaymill.audit_report(["out/replay"], target="llama1")                      # a JSON-ready dict
     shards = replaymill.ShardSet.open("out/replay")    # a verified, finished shard set
     for doc in shards.iter_documents(["text", "domain"]):
         ...
@@ -34,7 +34,8 @@ _API: dict[str, str] = {
     "build": "replaymill.pipeline.jobs:build",
     "reshard": "replaymill.pipeline.jobs:reshard",
     "sample": "replaymill.pipeline.jobs:sample",
-    "audit": "replaymill.pipeline.jobs:audit",
+    # `replaymill.audit` is the package of report code, so the job's function has its own name
+    "audit_report": "replaymill.pipeline.jobs:audit",
     "InputError": "replaymill.pipeline.errors:InputError",
     "ShardSet": "replaymill.shards.reader:ShardSet",
     "CorruptShardError": "replaymill.shards.io:CorruptShardError",

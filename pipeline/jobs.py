@@ -1,4 +1,5 @@
-"""The jobs as library calls: `replaymill.build(...)` and `replaymill.sample(...)`.
+"""The jobs as library calls: `replaymill.build`, `replaymill.reshard`, `replaymill.sample` and
+`replaymill.audit_report` (this module's `audit`; `replaymill.audit` is the package of report code).
 
 Each checks everything a user can get wrong before the pipeline starts (no input, an unwritable
 output, a finished set in the way, a recipe or target that does not validate), raising one

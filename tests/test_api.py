@@ -1,4 +1,4 @@
-"""The public API (`replaymill.build`, `sample`, `audit`, `ShardSet`) and the commands built on it:
+"""The public API (`replaymill.build`, `sample`, `audit_report`, `ShardSet`) and the commands built on it:
 same results from the library and the CLI, `--version`, one input-flag name across commands."""
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_sample_and_audit_as_library_calls(built, tmp_path):
     replay = replaymill.sample(str(out), str(tmp_path / "replay"), target=str(weights), docs=10,
                                on_short="upsample", in_memory=True)
     assert replay.total.docs == 10 and replay.kind == "sample"
-    report = replaymill.audit([str(tmp_path / "replay")], target=str(weights), fail_if="min_docs=10")
+    report = replaymill.audit_report([str(tmp_path / "replay")], target=str(weights), fail_if="min_docs=10")
     assert report["totals"]["docs"] == 10 and report["gates"]["passed"]
     assert report["target"]["total_variation"] < 0.2
 
