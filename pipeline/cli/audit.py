@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         _write(args.html, render_html(report))
     if not args.quiet:
         render_terminal(report)
-    failed = [g for g in report.get("gates", {}).get("checks", []) if not g["passed"]]
+    failed = [g for g in (report.get("gates") or {}).get("checks", []) if not g["passed"]]
     for g in failed:
         print(f"replaymill audit: gate failed: {g['name']}: {g['detail']}", file=sys.stderr)
     return 1 if failed else 0
