@@ -21,16 +21,18 @@ def load_target(spec: str) -> dict[str, Any]:
 def amounts_by_key(cells: list[dict[str, Any]], keys: list[str], by: str) -> dict[str, int]:
     """Per mixture key, the achieved amount (`by` = "tokens" or "docs") from domain x language cells.
 
-    The sampler's rule: a document counts under `domain/lang` when that key is in the target,
-    else under `domain`; so a target may mix plain domains and domain/language keys.
+    The sampler's rule (`shards.sampler.key_for`): a document counts under `domain/lang` when that
+    key is in the target, else under `domain`, and a web topic the target does not name (news,
+    forum) under web; a domain the target has no place for keeps its own name (then "unexpected").
     """
+    from replaymill.shards.sampler import key_for
+
     if by not in ("tokens", "docs"):
         raise ValueError(f"by must be 'tokens' or 'docs', not {by!r}")
     wanted = set(keys)
     out: dict[str, int] = {}
     for c in cells:
-        key = f"{c['domain']}/{c['lang']}"
-        key = key if key in wanted else c["domain"]
+        key = key_for(c["domain"], c["lang"], wanted) or c["domain"]
         out[key] = out.get(key, 0) + int(c[by])
     return out
 

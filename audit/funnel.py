@@ -21,9 +21,10 @@ from replaymill.transforms.records import REJECT_REASONS
 
 # Stage keys in pipeline order; `quality:<rule set>` keys sit between "langid" and "other".
 FORMAT, LENGTH, LANGID, QUALITY, OTHER, EXACT, NEAR = "format", "length", "langid", "quality", "other", "exact", "near"
+TARGET, BUDGET = "target", "budget"  # a sample's funnel: outside the target mixture, not drawn by the budget
 STAGE_LABELS = {
     FORMAT: "format rejects", LENGTH: "length", LANGID: "language ID", OTHER: "other filters",
-    EXACT: "exact dedup", NEAR: "near dedup",
+    EXACT: "exact dedup", NEAR: "near dedup", TARGET: "not in the target", BUDGET: "not drawn (budget)",
 }
 _LENGTH_REASONS = ("too_short", "too_long")
 _EXACT_REASONS = ("exact_duplicate",)
@@ -36,7 +37,7 @@ _RECORD_STAGES = {"read": FORMAT, "exact_dedup": EXACT, "near_dedup": NEAR}
 class FunnelRow:
     """One line of the funnel: a stage total (`level` 0) or one reason inside it (`level` 1).
 
-    `kind` is "read", "drop" or "kept"; `tokens` is None where it is unknown (reader rejects carry
+    `kind` is "read", "drop", "add" (rows beyond the input, a sample's repeats) or "kept"; `tokens` is None where it is unknown (reader rejects carry
     no text, and manifests from before token counting have none)."""
 
     label: str
@@ -85,7 +86,7 @@ def stage_of_reason(reason: str, record_stage: str | None = None) -> str:
 
 def _order(stage: str) -> tuple[int, str]:
     head = stage.split(":", 1)[0]
-    rank = {FORMAT: 0, LENGTH: 1, LANGID: 2, QUALITY: 3, OTHER: 4, EXACT: 5, NEAR: 6}.get(head, 4)
+    rank = {FORMAT: 0, LENGTH: 1, LANGID: 2, QUALITY: 3, OTHER: 4, EXACT: 5, NEAR: 6, TARGET: 7, BUDGET: 8}.get(head, 4)
     return rank, stage
 
 
@@ -116,15 +117,17 @@ def funnel_rows(funnel: dict[str, Any] | Any) -> list[FunnelRow]:
     dropped_tokens: dict[str, int] = f.get("dropped_tokens") or {}
 
     def tokens(stage: str, reasons: list[str]) -> int | None:
-        if stage == FORMAT or not has_tokens:
-            return None  # reader rejects have no text; old manifests have no token counts
-        return sum(dropped_tokens.get(r, 0) for r in reasons)
+        if stage == FORMAT or not has_tokens or any(r not in dropped_tokens for r in reasons):
+            return None  # reader rejects have no text; old manifests and some sample rows have no count
+        return sum(dropped_tokens[r] for r in reasons)
 
     rows = [FunnelRow("read", int(f.get("read") or 0), f.get("read_tokens"), 0, "read", "read")]
     for stage in sorted(by_stage, key=_order):
         reasons = sorted(by_stage[stage], key=lambda r: (-dropped[r], r))
         rows.append(FunnelRow(stage_label(stage), sum(dropped[r] for r in reasons), tokens(stage, reasons), 0, "drop", stage))
-        if stage not in (EXACT, NEAR):
+        if stage not in (EXACT, NEAR, TARGET, BUDGET):
             rows += [FunnelRow(reason_label(r, stage), dropped[r], tokens(stage, [r]), 1, "drop", stage) for r in reasons]
+    for reason, n in (f.get("added") or {}).items():  # rows written beyond the input (upsampled repeats)
+        rows.append(FunnelRow(reason.replace("_", " "), int(n), None, 0, "add", "added"))
     rows.append(FunnelRow("kept", int(f.get("kept") or 0), f.get("kept_tokens"), 0, "kept", "kept"))
     return rows

@@ -9,3 +9,15 @@ class InputError(ValueError):
     Raised by the library entry points (`replaymill.build`, `replaymill.sample`, `replaymill.audit`)
     before any pipeline runs; the command line prints it as one line and exits with status 2.
     """
+
+
+def validation_message(error, what: str) -> str:
+    """A pydantic ValidationError as one line naming every offending field, e.g.
+    `invalid target w.yaml: weights.web: Input should be a valid number (got 'lots')`.
+    (pydantic's own first line, "1 validation error for UserTarget", names no field.)"""
+    parts = []
+    for e in error.errors():
+        field = ".".join(str(p) for p in e.get("loc", ())) or "(top level)"
+        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        parts.append(f"{field}: {e['msg']}{got}")
+    return f"invalid {what}: " + "; ".join(parts)

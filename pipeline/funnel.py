@@ -106,28 +106,41 @@ def _amount(n: int | None, whole: int | None) -> tuple[str, str]:
     return f"{n:,}", (f"{100.0 * n / whole:.1f}%" if whole else "-")
 
 
-def render_funnel(manifest: Manifest, console: Any = None) -> None:
-    """Print the funnel (stage order, documents and tokens) and the per domain x language table (rich)."""
-    from rich import box
+def console_for_tables() -> Any:
+    """A rich console for the commands' tables: the terminal's width, or when piped (CI logs) a
+    fixed 120 columns, so rows are never wrapped."""
     from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+def funnel_table(f: Any, title: str = "Build funnel") -> Any:
+    """The funnel as a rich table: stages in pipeline order, documents and tokens with their shares."""
+    from rich import box
     from rich.table import Table
 
-    console = console or Console(width=None if sys.stdout.isatty() else 120)  # piped: wide enough, never wrapped
-    f = manifest.funnel
-    funnel = Table(title="Build funnel", title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
-    funnel.add_column("stage", no_wrap=True)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+    table.add_column("stage", no_wrap=True)
     for name in ("documents", "% read", "tokens", "% tokens"):
-        funnel.add_column(name, justify="right", no_wrap=True)
+        table.add_column(name, justify="right", no_wrap=True)
     for row in funnel_rows(f):
         docs, docs_pct = _amount(row.docs, f.read)
         tokens, tokens_pct = _amount(row.tokens, f.read_tokens)
         if row.kind == "drop":
             label = ("  " if row.level == 0 else "      ") + row.label
             style = "dim" if row.docs == 0 or row.level else ""
+        elif row.kind == "add":
+            label, style = "  + " + row.label, ""
         else:
             label, style = row.label, "bold"
-        funnel.add_row(label, docs, docs_pct, tokens, tokens_pct, style=style)
-    console.print(funnel)
+        table.add_row(label, docs, docs_pct, tokens, tokens_pct, style=style)
+    return table
+
+
+def layout_table(manifest: Manifest, title: str = "Kept, per domain x language") -> Any:
+    """Documents, tokens and shards per (domain, language partition) of a shard set."""
+    from rich import box
+    from rich.table import Table
 
     cells: dict[tuple[str, str], list[int]] = {}
     for s in manifest.shards:
@@ -135,13 +148,20 @@ def render_funnel(manifest: Manifest, console: Any = None) -> None:
         c[0] += s.rows
         c[1] += s.tokens
         c[2] += 1
-    grid = Table(title="Kept, per domain x language", title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
     for name, justify in (("domain", "left"), ("lang", "left"), ("docs", "right"), ("tokens", "right"), ("shards", "right")):
         grid.add_column(name, justify=justify, no_wrap=True)
     for (domain, lang), (docs, tokens, n) in sorted(cells.items(), key=lambda kv: -kv[1][1]):
         grid.add_row(domain, lang, f"{docs:,}", f"{tokens:,}", str(n))
     grid.add_row("total", "", f"{manifest.total.docs:,}", f"{manifest.total.tokens:,}", str(len(manifest.shards)), style="bold")
-    console.print(grid)
+    return grid
+
+
+def render_funnel(manifest: Manifest, console: Any = None) -> None:
+    """Print the funnel (stage order, documents and tokens) and the per domain x language table (rich)."""
+    console = console or console_for_tables()
+    console.print(funnel_table(manifest.funnel))
+    console.print(layout_table(manifest))
     if manifest.pooled_langs:
         pooled = ", ".join(f"{domain} {len(langs)}" for domain, langs in manifest.pooled_langs.items())
         console.print(f"lang=other pools small languages (under the minimum partition size; rows keep their own "

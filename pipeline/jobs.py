@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from typing import TYPE_CHECKING, Callable
 
-from replaymill.pipeline.errors import InputError
+from replaymill.pipeline.errors import InputError, validation_message
 
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -71,8 +71,7 @@ def resolve_build_recipe(
     except FileNotFoundError as e:
         raise InputError(str(e)) from None
     except ValidationError as e:
-        first = e.errors()[0]
-        raise InputError(f"invalid recipe {name}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise InputError(validation_message(e, f"recipe {name}")) from None
 
 
 def check_output_writable(output: str) -> None:
@@ -222,7 +221,9 @@ def sample(
     in_memory: bool = False,
     beam_args: list[str] | None = None,
     options: PipelineOptions | None = None,
+    progress: bool = False,
     notify: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Manifest:
     """Write a replay set drawn from the shard set `shards` into `output`; returns its manifest.
 
@@ -233,11 +234,14 @@ def sample(
     tokens (documents are recounted unless the set was built with it; `notify`, default the log,
     hears when they are). The manifest's `extra.sampling` holds target
     vs achieved shares and the divergence. Raises InputError before any work when something given
-    is unusable.
+    is unusable (a short domain under on_short="error": its `__cause__` is the ShortDomainError,
+    whose `hint(flag)` a command uses to name its own flag). `warn` (default: the log) hears about
+    shard domains the target does not name: counted toward web (news, forum) or left out, with
+    their size. `progress` shows bars with an ETA on a terminal.
     """
-    import apache_beam as beam
+    from pydantic import ValidationError
 
-    from replaymill.pipeline.sample import plan_target, read_reference_texts, sample_reference, sample_target
+    from replaymill.pipeline.sample import plan_target, read_reference_texts
     from replaymill.pipeline.sink import OutputExistsError, prepare_output
     from replaymill.schemas.mixtures import resolve_target
     from replaymill.shards.io import read_manifest
@@ -281,19 +285,65 @@ def sample(
                 raise InputError("with a reference the budget counts what `by` counts (tokens with by=tokens)")
             texts = read_reference_texts(reference)
         prepare_output(output, overwrite)
-    except (FileNotFoundError, ValueError, ShortDomainError, OutputExistsError, TokenizerError) as e:
+    except ValidationError as e:  # a weights YAML: every bad field named, not pydantic's headline
+        raise InputError(validation_message(e, f"target {target}")) from None
+    except ShortDomainError as e:
+        raise InputError(str(e)) from e
+    except (FileNotFoundError, ValueError, OutputExistsError, TokenizerError) as e:
         if isinstance(e, InputError):
             raise
         raise InputError(_first_line(e) if str(e) else repr(e)) from None
 
-    with beam.Pipeline(options=options) as p:
-        if target:
-            sample_target(p, shardset, output, picks, report, rows_per_part=rows_per_shard, tokenizer=tokenizer)
+    m = shardset.manifest
+    (notify or log.info)(f"sample: {shards} ({m.total.docs:,} docs, {m.total.tokens:,} tokens) -> "
+                         f"{f'target {target} by {by}' if target else f'DSIR toward {reference}'}, "
+                         f"budget {budget:,} {budget_by} -> {output}")
+    if target:
+        warn_coverage(report, target, warn or log.warning)
+    _run_sample(shardset, output, picks if target else None, report if target else None, texts if reference else None,
+                budget=budget, by=by, seed=seed, quality_temperature=quality_temperature,
+                rows_per_shard=rows_per_shard, tokenizer=tokenizer, options=options, runner=runner, progress=progress)
+    return read_manifest(output)
+
+
+def warn_coverage(report: dict, target: str, warn: Callable[[str], None]) -> None:
+    """One warning per shard domain the target does not name: counted toward web (a web topic,
+    `schemas.domains.WEB_TOPICS`) or left out, with its size, so nothing disappears silently."""
+    for domain, key in report.get("folded", {}).items():
+        warn(f"domain {domain!r} is not named by {target}; counted toward {key!r} "
+             "(topical web pages count as web: docs/sample.md)")
+    for domain, size in report.get("unnamed", {}).items():
+        docs = f"{size['docs']:,} doc{'s' if size['docs'] != 1 else ''}"
+        warn(f"domain {domain!r} ({docs}, {size['tokens']:,} tokens) is not named by {target} and is left "
+             "out; to keep it, give a weights YAML that names it")
+
+
+def _run_sample(shardset, output: str, picks, report, texts, *, budget: int, by: str, seed: int,
+                quality_temperature: float | None, rows_per_shard: int, tokenizer: str | None,
+                options: PipelineOptions, runner: str, progress: bool) -> None:
+    """Materialize the plan (or the DSIR selection), under progress bars when asked."""
+    import apache_beam as beam
+
+    from replaymill.pipeline.progress import ProgressView, Task, graph_reporting
+    from replaymill.pipeline.sample import assign_parts, sample_reference, sample_target
+
+    if picks is not None:
+        parts = {rel for items in assign_parts(picks, shardset.shards, rows_per_shard).values() for *_, rel in items}
+        tasks = [Task("sample.rows", "read", total=len(picks), unit="rows"),
+                 Task("sample.parts", "write", total=len(parts), unit="parts")]
+    else:
+        tasks = [Task("sample.scored", "score", total=len(shardset.shards), unit="shards"),
+                 Task("sample.rows", "read", unit="rows"), Task("sample.parts", "write", unit="parts")]
+    view = ProgressView(tasks, enabled=None if progress else False)
+    pipeline = beam.Pipeline(options=options)
+    with graph_reporting(view, runner):
+        if picks is not None:
+            sample_target(pipeline, shardset, output, picks, report, rows_per_part=rows_per_shard, tokenizer=tokenizer)
         else:
-            sample_reference(p, shardset, output, texts, budget=budget, by=by, seed=seed,
+            sample_reference(pipeline, shardset, output, texts, budget=budget, by=by, seed=seed,
                              quality_temperature=quality_temperature, rows_per_part=rows_per_shard,
                              tokenizer=tokenizer)
-    return read_manifest(output)
+    view.run(pipeline)
 
 
 def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str | None,

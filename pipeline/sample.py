@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from replaymill.pipeline import progress
 from replaymill.pipeline.sink import lang_totals
 from replaymill.schemas.document import SCHEMA_VERSION, to_record_batch
 from replaymill.schemas.manifest import (
@@ -41,7 +42,7 @@ from replaymill.schemas.manifest import (
 )
 from replaymill.shards.io import read_shard_bytes, write_manifest, write_shard
 from replaymill.shards.reader import ShardSet
-from replaymill.shards.sampler import ReplaySampler
+from replaymill.shards.sampler import ReplaySampler, key_for
 from replaymill.transforms import dsir
 from replaymill.transforms.interleave import divergence
 from replaymill.transforms.tokens import count_tokens, load_tokenizer
@@ -106,8 +107,69 @@ def plan_target(shardset: ShardSet, target: dict[str, float], *, by: str, budget
                       "repeated_docs": sum(v["repeats"] for v in achieved.values())},
         "budget_used": sampler.budget_used,
         "final_state": sampler.state_dict(),
+        **target_coverage(shardset, set(sampler.target)),
     }
+    report["funnel"] = target_funnel(shardset, report, recounted=tokenizer is not None)
     return picks, report
+
+
+def target_coverage(shardset: ShardSet, keys: set[str]) -> dict[str, Any]:
+    """Which of the set's domains the target takes as they are, which it counts toward another key
+    (`folded`: web topics toward web, `schemas.domains.WEB_TOPICS`), and which it leaves out
+    (`unnamed`, with their documents and tokens): the sample command warns about the last two."""
+    folded: dict[str, str] = {}
+    unnamed: dict[str, dict[str, int]] = {}
+    for info in shardset.shards:
+        key = key_for(info.domain, info.lang, keys)
+        if key is None:
+            u = unnamed.setdefault(info.domain, {"docs": 0, "tokens": 0})
+            u["docs"] += info.rows
+            u["tokens"] += info.tokens
+        elif key.split("/", 1)[0] != info.domain:
+            folded[info.domain] = key.split("/", 1)[0]
+    return {"folded": dict(sorted(folded.items())), "unnamed": dict(sorted(unnamed.items()))}
+
+
+def target_funnel(shardset: ShardSet, report: dict[str, Any], recounted: bool = False) -> dict[str, Any]:
+    """The sample's funnel: the pool's documents, those outside the target, those of targeted keys
+    not drawn before the budget was reached, upsampled repeats added, and the rows written;
+    `read + added == kept + dropped`. Tokens where they are known exactly (not after a recount;
+    for `not_drawn` only without repeats); `kept_tokens` is filled in from the written shards."""
+    manifest = shardset.manifest
+    outside = sum(u["docs"] for u in report["unnamed"].values())
+    outside_tokens = sum(u["tokens"] for u in report["unnamed"].values())
+    drawn = sum(a["docs"] for a in report["achieved"].values())
+    repeats = sum(a["repeats"] for a in report["achieved"].values())
+    distinct = drawn - repeats
+    funnel: dict[str, Any] = {
+        "read": manifest.total.docs,
+        "dropped": {"not_in_target": outside, "not_drawn": manifest.total.docs - outside - distinct},
+        "added": {"upsampled_repeat": repeats} if repeats else {},
+        "kept": drawn,
+        "stage_of": {"not_in_target": "target", "not_drawn": "budget"},
+        "enabled": ["target", "budget"],
+    }
+    if not recounted:
+        funnel["read_tokens"] = manifest.total.tokens
+        funnel["dropped_tokens"] = {"not_in_target": outside_tokens}
+    return funnel
+
+
+def reference_funnel(pool_docs: int, pool_tokens: int, selected_docs: int) -> dict[str, Any]:
+    """DSIR's funnel: every pool document is a candidate; those not selected are `not_drawn`."""
+    return {"read": pool_docs, "dropped": {"not_drawn": pool_docs - selected_docs}, "kept": selected_docs,
+            "read_tokens": pool_tokens, "stage_of": {"not_drawn": "budget"}, "enabled": ["budget"]}
+
+
+def finish_funnel(funnel: dict[str, Any], kept_tokens: int) -> Funnel:
+    """The planned funnel completed with what was written: kept tokens and, without repeats, the
+    tokens of the targeted documents not drawn."""
+    funnel = dict(funnel, kept_tokens=kept_tokens)
+    if funnel.get("read_tokens") is not None and not funnel.get("added"):
+        known = sum(funnel.get("dropped_tokens", {}).values())
+        funnel["dropped_tokens"] = {**funnel.get("dropped_tokens", {}),
+                                    "not_drawn": funnel["read_tokens"] - known - kept_tokens}
+    return Funnel.model_validate(funnel)
 
 
 def assign_parts(picks: Iterable[Pick], shards: list[ShardInfo], rows_per_part: int) -> dict[int, list[tuple]]:
@@ -209,11 +271,16 @@ class _ScoreShard(beam.DoFn):
         self.root, self.ref, self.seed, self.budget, self.by = root, reference_counts, seed, budget, by
         self.alpha, self.quality_temperature, self.tokenizer_path = alpha, quality_temperature, tokenizer
         self._ratio: np.ndarray | None = None
+        self._progress = progress.reporter()
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
 
     def setup(self) -> None:
         self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
 
     def process(self, element: tuple[int, dict], pool_counts: np.ndarray) -> Iterator[list[tuple]]:
+        self._progress.add("sample.scored")
         if self._ratio is None:
             self._ratio = dsir.log_ratio(self.ref, pool_counts, self.alpha)
         s, info = element
@@ -279,6 +346,10 @@ class _ReadPicked(beam.DoFn):
 
     def __init__(self, root: str, num_buckets: int = 0, tokenizer: str | None = None):
         self.root, self.num_buckets, self.tokenizer_path = root, num_buckets, tokenizer
+        self._progress = progress.reporter()
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
 
     def setup(self) -> None:
         self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
@@ -294,6 +365,7 @@ class _ReadPicked(beam.DoFn):
             if epoch:
                 doc["id"] = f"{doc['id']}#r{epoch}"
             yield rel, (pos, doc)
+        self._progress.add("sample.rows", len(items))
         if self.num_buckets:
             yield beam.pvalue.TaggedOutput(self.FEATURES, dsir.bucket_counts((d["text"] for d in docs), self.num_buckets))
 
@@ -301,6 +373,10 @@ class _ReadPicked(beam.DoFn):
 class _WritePart(beam.DoFn):
     def __init__(self, output: str):
         self.output = output
+        self._progress = progress.reporter()
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
 
     def process(self, element: tuple[str, Iterable[tuple[int, dict]]]) -> Iterator[dict]:
         rel, items = element
@@ -310,12 +386,15 @@ class _WritePart(beam.DoFn):
         info = write_shard(self.output, rel, table, domain, lang)
         if lang == POOLED_LANG:  # a build's pooled small languages stay pooled; rows keep their own lang
             info = info.model_copy(update={"langs": lang_totals(docs)})
+        self._progress.add("sample.parts")
         yield info.model_dump()
 
 
 class _WriteManifest(beam.DoFn):
-    def __init__(self, output: str, inputs: list[str], pool_docs: int, token_counter: dict | None):
-        self.output, self.inputs, self.pool_docs, self.token_counter = output, inputs, pool_docs, token_counter
+    def __init__(self, output: str, inputs: list[str], pool: tuple[int, int], token_counter: dict | None,
+                 recounted: bool = False):
+        self.output, self.inputs, self.pool, self.token_counter = output, inputs, pool, token_counter
+        self.recounted = recounted
 
     def process(self, infos: list[dict], report: dict) -> Iterator[str]:
         shards = sorted((ShardInfo(**i) for i in infos), key=lambda s: s.path)
@@ -324,10 +403,16 @@ class _WriteManifest(beam.DoFn):
             schema_version=SCHEMA_VERSION, kind="sample", created_at=datetime.now(timezone.utc).isoformat(),
             tool_version=_versions()["replaymill"], package_versions=_versions(), inputs=self.inputs,
             shards=shards, by_domain=by_domain, by_lang=by_lang, total=total,
-            funnel=Funnel(read=self.pool_docs, kept=total.docs), pooled_langs=pooled_langs_of(shards),
+            funnel=self._funnel(report, total), pooled_langs=pooled_langs_of(shards),
             token_counter=TokenCounter.model_validate(self.token_counter) if self.token_counter else None,
-            extra={"sampling": report}))
+            extra={"sampling": {k: v for k, v in report.items() if k != "funnel"}}))
         yield self.output
+
+    def _funnel(self, report: dict, total) -> Funnel:
+        planned = report.get("funnel") or reference_funnel(*self.pool, report["selected_docs"])
+        if self.recounted:  # the pool's tokens were counted by another counter: no token balance
+            planned = {k: v for k, v in planned.items() if k not in ("read_tokens", "dropped_tokens")}
+        return finish_funnel(planned, total.tokens)
 
 
 def _read_picked(requests: beam.PCollection, root: str, feature_buckets: int = 0, tokenizer: str | None = None):
@@ -335,15 +420,16 @@ def _read_picked(requests: beam.PCollection, root: str, feature_buckets: int = 0
         _ReadPicked.FEATURES, main="docs")
 
 
-def _write_all(docs: beam.PCollection, report: beam.PCollection, output: str, inputs: list[str],
-               pool_docs: int, token_counter: dict | None) -> beam.PCollection:
+def _write_all(docs: beam.PCollection, report: beam.PCollection, output: str, shardset: ShardSet,
+               token_counter: dict | None, recounted: bool) -> beam.PCollection:
     """Parts in position order, then the manifest from every ShardInfo and the report (a singleton)."""
     infos = (docs
              | "GroupByPart" >> beam.GroupByKey()
              | "WritePart" >> beam.ParDo(_WritePart(output))
              | "AllShards" >> beam.combiners.ToList())
-    return infos | "WriteManifest" >> beam.ParDo(_WriteManifest(output, inputs, pool_docs, token_counter),
-                                                 beam.pvalue.AsSingleton(report))
+    pool = (shardset.manifest.total.docs, shardset.manifest.total.tokens)
+    return infos | "WriteManifest" >> beam.ParDo(
+        _WriteManifest(output, [shardset.root], pool, token_counter, recounted), beam.pvalue.AsSingleton(report))
 
 
 def token_counting(shardset: ShardSet, tokenizer: str | None) -> tuple[str | None, dict | None]:
@@ -369,8 +455,7 @@ def sample_target(p: beam.Pipeline, shardset: ShardSet, output: str, picks: list
     requests = [(shards[s].model_dump(), items) for s, items in sorted(assign_parts(picks, shards, rows_per_part).items())]
     reqs = p | "Requests" >> beam.Create(requests) | "Spread" >> beam.Reshuffle()
     picked = _read_picked(reqs, shardset.root, tokenizer=recount)
-    return _write_all(picked.docs, p | "Report" >> beam.Create([report]), output, [shardset.root],
-                      shardset.manifest.total.docs, counter)
+    return _write_all(picked.docs, p | "Report" >> beam.Create([report]), output, shardset, counter, bool(recount))
 
 
 def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, reference_texts: list[str], *,
@@ -411,4 +496,4 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
                   lambda _, sel, pool_c, sel_c: _selection_report(sel, pool_c, sel_c, ref_counts, infos, base),
                   beam.pvalue.AsSingleton(selection), beam.pvalue.AsSingleton(pool),
                   beam.pvalue.AsSingleton(selected_counts)))
-    return _write_all(picked.docs, report, output, [root], shardset.manifest.total.docs, counter)
+    return _write_all(picked.docs, report, output, shardset, counter, bool(recount))

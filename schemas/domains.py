@@ -13,6 +13,15 @@ DOMAINS: tuple[str, ...] = (
     "web", "code", "wiki", "books", "academic", "forum", "news", "legal", "math", "other",
 )
 
+# Topical domains that are slices of crawled web pages. The taxonomy tags a news site or a forum
+# found in Common Crawl by its topic, but published mixtures are by *source*: LLaMA's CommonCrawl
+# and C4 shares include news sites and forums. So a target that does not name one of these
+# domains counts it toward its `web` share (`shards.sampler.key_for`; the sample report lists it
+# under `folded`); a target that names it (every preset names `forum`, e.g. StackExchange) keeps
+# it apart. Other unnamed domains (legal, math, other, ...) are left out of the sample, and
+# `replaymill sample` warns with their size.
+WEB_TOPICS: dict[str, str] = {"news": "web", "forum": "web"}
+
 # The Pile's 22 `pile_set_name` values (Gao et al. 2020, table 1).
 PILE_SETS: dict[str, str] = {
     "Pile-CC": "web",

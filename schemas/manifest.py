@@ -60,6 +60,8 @@ class Funnel(BaseModel):
     kept_tokens: int | None = None
     stage_of: dict[str, str] = Field(default_factory=dict)
     enabled: list[str] = Field(default_factory=list)
+    # rows written beyond the input (a sample's upsampled repeats): read + added = kept + dropped
+    added: dict[str, int] = Field(default_factory=dict)
 
 
 class TokenCounter(BaseModel):

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from replaymill.schemas.domains import WEB_TOPICS
 from replaymill.schemas.manifest import ShardInfo
 from replaymill.shards.reader import ShardSet, reader_slot
 from replaymill.transforms.dsir import quality_log_weights
@@ -50,7 +51,21 @@ BY = ("tokens", "docs")
 
 
 class ShortDomainError(RuntimeError):
-    """A mixture key has fewer documents/tokens than the target asks for and on_short is "error"."""
+    """A mixture key has fewer documents/tokens than the target asks for and on_short is "error".
+
+    `detail` says which keys and by how much; `options` are the on_short values that would go on.
+    `str()` names the library argument; a command line says its own flag with `hint(flag)`, so a
+    user is told `--on-short upsample`, never Python syntax."""
+
+    def __init__(self, detail: str, options: tuple[str, ...] = ("upsample", "renormalize")):
+        self.detail, self.options = detail, options
+        super().__init__(f"{detail} (on_short={' or '.join(repr(o) for o in options)})" if options else detail)
+
+    def hint(self, flag: str) -> str:
+        """The message with the remedy as a command-line flag, e.g. `hint("--on-short")`."""
+        if not self.options:
+            return self.detail
+        return f"{self.detail}; rerun with {' or '.join(f'{flag} {o}' for o in self.options)}"
 
 
 @dataclass
@@ -76,9 +91,15 @@ class _Key:
 
 
 def key_for(domain: str, lang: str, keys: set[str]) -> str | None:
-    """The mixture key a (domain, lang) shard belongs to: `domain/lang` if targeted, else `domain`."""
+    """The mixture key a (domain, lang) shard belongs to: `domain/lang` if targeted, else `domain`;
+    a web topic the target does not name (news, forum: `schemas.domains.WEB_TOPICS`) counts
+    toward the web key; None when the target has no place for it."""
     if f"{domain}/{lang}" in keys:
         return f"{domain}/{lang}"
+    if domain in WEB_TOPICS and not any(k == domain or k.startswith(domain + "/") for k in keys):
+        domain = WEB_TOPICS[domain]
+        if f"{domain}/{lang}" in keys:
+            return f"{domain}/{lang}"
     return domain if domain in keys else None
 
 
@@ -101,7 +122,7 @@ def renormalized_weights(weights: list[float], available: list[int], budget: int
              (weights[k] / wsum * remaining if wsum > 0 and weights[k] > 0 else 0.0) for k in range(len(weights))]
     total = math.fsum(alloc)
     if total <= 0:
-        raise ShortDomainError("no documents available for any key of the target")
+        raise ShortDomainError("no documents available for any key of the target", options=())
     return [a / total for a in alloc]
 
 
@@ -207,8 +228,8 @@ class ReplaySampler:
             if self.on_short == "upsample":
                 empty = [k.name for k in self.keys if k.docs == 0]
                 if empty:
-                    raise ShortDomainError(f"cannot upsample keys with no documents: {empty} "
-                                           "(on_short='renormalize' drops them and shares their weight)")
+                    raise ShortDomainError(f"cannot upsample keys with no documents: {', '.join(empty)} "
+                                           "(renormalize drops them and shares their weight)", options=("renormalize",))
             return weights
         budget = self.budget_in_units(weights)
         need = [w * budget for w in weights]
@@ -216,7 +237,7 @@ class ReplaySampler:
         if short and self.on_short == "error":
             lines = "; ".join(f"{n}: needs {need:,.0f} {self.by}, has {have:,}" for n, need, have in short)
             raise ShortDomainError(f"target short for {len(short)} key(s) at budget {self.budget:,} {self.budget_by}: "
-                                   f"{lines} (use on_short='upsample' or 'renormalize')")
+                                   f"{lines}")
         return renormalized_weights(weights, self.available, round(budget)) if short else weights
 
     def budget_in_units(self, weights: list[float]) -> float:
@@ -281,8 +302,7 @@ class ReplaySampler:
             key = self.keys[k]
             raise ShortDomainError(
                 f"key {key.name!r} ran out after {self.interleave.docs[k]:,} documents "
-                f"({self.interleave.units[k]:,} {self.by}; it has {key.docs:,} documents); "
-                "use on_short='upsample' or 'renormalize'")
+                f"({self.interleave.units[k]:,} {self.by}; it has {key.docs:,} documents)")
         self.interleave.exhaust(k)
 
     def _step(self) -> tuple[int, int] | None:

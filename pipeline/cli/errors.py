@@ -11,3 +11,4 @@ class UsageError(InputError):
     `replaymill COMMAND: error: MESSAGE` and exits with status 2, so no subcommand carries its own
     printing and exit-code code.
     """
+

@@ -6,7 +6,8 @@ a finished set in the way): one clear line and exit code 2, before any Beam work
 from __future__ import annotations
 
 import argparse
-import json
+
+from replaymill.pipeline.cli.errors import UsageError
 
 EPILOG = """\
 examples:
@@ -64,39 +65,87 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
     from replaymill.pipeline.cli.logs import configure_logging
+    from replaymill.pipeline.errors import InputError
     from replaymill.pipeline.jobs import sample
     from replaymill.pipeline.options import command_options
+    from replaymill.shards.sampler import ShortDomainError
 
     configure_logging()
     options = command_options(args)
-    manifest = sample(args.input, args.output, target=args.target, reference=args.reference, tokens=args.tokens,
-                      docs=args.docs, by=args.by, on_short=args.on_short, seed=args.seed,
-                      quality_temperature=args.quality_temperature, rows_per_shard=args.rows_per_shard,
-                      tokenizer=args.tokenizer, overwrite=args.overwrite, runner=args.runner, options=options,
-                      notify=print)
-    summary(manifest.model_dump(mode="json"))
+    start = time.perf_counter()
+    try:
+        manifest = sample(args.input, args.output, target=args.target, reference=args.reference, tokens=args.tokens,
+                          docs=args.docs, by=args.by, on_short=args.on_short, seed=args.seed,
+                          quality_temperature=args.quality_temperature, rows_per_shard=args.rows_per_shard,
+                          tokenizer=args.tokenizer, overwrite=args.overwrite, runner=args.runner, options=options,
+                          progress=True, notify=print,
+                          warn=lambda m: print(f"replaymill sample: warning: {m}", file=sys.stderr))
+    except InputError as e:
+        if isinstance(e.__cause__, ShortDomainError):  # the remedy as this command's flag
+            raise UsageError(e.__cause__.hint("--on-short")) from None
+        raise
+    summary(manifest)
+    print(f"wrote {manifest.total.docs:,} documents ({manifest.total.tokens:,} tokens) in {len(manifest.shards)} "
+          f"shards to {args.output} in {time.perf_counter() - start:.1f} s; manifest: "
+          f"{args.output.rstrip('/')}/_manifest.json")
     return 0
 
 
-def summary(manifest: dict) -> None:
-    """Target vs achieved per key, divergence and shortfall handling, printed after the run."""
-    s = manifest["extra"]["sampling"]
-    total = manifest["total"]
-    counter = manifest.get("token_counter") or {}
-    counted = f" ({counter.get('kind')}: {counter.get('name')})" if counter else ""
-    print(f"wrote {total['docs']:,} documents, {total['tokens']:,} tokens{counted} in {len(manifest['shards'])} shards")
+def overshoot_line(s: dict) -> str:
+    """The budget against what was drawn: sampling ends on whole documents, so the last one may cross it."""
+    budget, used, unit = s["budget"], s.get("budget_used", 0), s.get("budget_by", s["by"])
+    if used == budget:
+        return f"budget {budget:,} {unit}: drew exactly {used:,}"
+    if used < budget:
+        return f"budget {budget:,} {unit}: drew {used:,}, {budget - used:,} under: the pool ran out"
+    over = used - budget
+    return (f"budget {budget:,} {unit}: drew {used:,}, {over:,} ({100 * over / budget:.1f}%) over, because sampling "
+            f"ends on whole documents and the last one drawn crossed the budget")
+
+
+def summary(manifest) -> None:
+    """Target vs achieved per key (a table like build's), the funnel, the budget, and divergence."""
+    from rich import box
+    from rich.table import Table
+
+    from replaymill.pipeline.funnel import console_for_tables, funnel_table
+
+    console = console_for_tables()
+    s = manifest.extra["sampling"]
     target, effective = s.get("target", {}), s.get("effective_target", {})
-    print(f"{'key':<16}{'target':>10}{'effective':>10}{'achieved':>10}{'units':>14}")
+    spec = s.get("target_spec", "").split(":")[0]
+    table = Table(title=f"Sample by {s['by']}" + (f" ({spec})" if target else " (DSIR)"),
+                  title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+    columns = ["key", "target", "effective", "achieved", "docs", s["by"], "repeated"] if target else \
+        ["domain", "achieved", s["by"]]
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
     for key, a in s["achieved"].items():
-        t = f"{target[key]:.4f}" if key in target else "-"
-        e = f"{effective[key]:.4f}" if key in effective else "-"
-        print(f"{key:<16}{t:>10}{e:>10}{a['share']:>10.4f}{a['units']:>14,}")
+        if target:
+            short = key in (s.get("shortfall", {}).get("keys") or {})
+            table.add_row(key, f"{target.get(key, 0):.2%}", f"{effective.get(key, 0):.2%}", f"{a['share']:.2%}",
+                          f"{a['docs']:,}", f"{a['units']:,}", f"{a['repeats']:,}" if a["repeats"] else "",
+                          style="yellow" if short else "")
+        else:
+            table.add_row(key, f"{a['share']:.2%}", f"{a['units']:,}")
+    console.print(table)
+    console.print(funnel_table(manifest.funnel, title="Sample funnel"))
+    console.print(overshoot_line(s), soft_wrap=True)
     if s["mode"] == "target":
         eff = s["effective_divergence"]
-        print(f"vs target: total variation {s['tv']:.5f}, KL {s['kl']:.6f} nats; vs effective target: "
-              f"TV {eff['tv']:.5f}, KL {eff['kl']:.6f}; shortfall: {json.dumps(s['shortfall'])}")
+        line = f"vs target: total variation {s['tv']:.4f}, KL {s['kl']:.4f} nats"
+        short = s["shortfall"]
+        if short["action"] != "none":
+            line += (f"; short keys ({', '.join(short['keys'])}) handled by --on-short {short['action']}: "
+                     f"vs the effective target TV {eff['tv']:.4f}, KL {eff['kl']:.4f}")
+            if short["repeated_docs"]:
+                line += f"; {short['repeated_docs']:,} documents repeated"
+        console.print(line, soft_wrap=True)
     else:
         d = s["dsir"]
-        print(f"DSIR hashed-n-gram KL(reference || selection) {d['kl_reference_to_selection']:.4f} "
-              f"vs KL(reference || pool) {d['kl_reference_to_pool']:.4f} nats")
+        console.print(f"DSIR hashed-n-gram KL(reference || selection) {d['kl_reference_to_selection']:.4f} "
+                      f"vs KL(reference || pool) {d['kl_reference_to_pool']:.4f} nats", soft_wrap=True)
