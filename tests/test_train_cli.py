@@ -127,3 +127,15 @@ def test_replay_on_short_for_a_domain_the_set_lacks(tmp_path, capsys, task_file,
     assert "their weight is shared" in printed
     records = [json.loads(ln) for ln in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["replay_tokens"] for r in records if r["kind"] == "train"] == [16, 32]  # 25% of 2 x 32, every step
+
+
+def test_ctrl_c_is_one_line_pointing_at_resume(tmp_path, capsys, monkeypatch, task_file):
+    import replaymill.trainer.loop
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(replaymill.trainer.loop, "train", interrupted)
+    assert main(["train", *SMALL, "--task", task_file, "--output", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err.strip() == ("replaymill train: interrupted; rerun with --resume to continue from "
+                                               "the newest checkpoint")

@@ -7,6 +7,7 @@ override the file. Under `torchrun --nproc_per_node N` each process is one DDP r
 from __future__ import annotations
 
 import argparse
+import sys
 import types
 import typing
 from typing import Any
@@ -118,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         result = train(cfg)
     except TrainError as e:
         raise UsageError(one_line(e)) from None
+    except KeyboardInterrupt:
+        print("replaymill train: interrupted; rerun with --resume to continue from the newest checkpoint",
+              file=sys.stderr)
+        return 130
     except Exception as e:
         if isinstance(e, data_errors()):  # found while reading data mid-run: a corrupt shard, a short domain
             raise UsageError(one_line(e)) from None
