@@ -37,6 +37,19 @@ def amounts_by_key(cells: list[dict[str, Any]], keys: list[str], by: str) -> dic
     return out
 
 
+def counted_as(cells: list[dict[str, Any]], keys: list[str]) -> dict[str, str]:
+    """Domains the target does not name that count toward another key (web topics toward web)."""
+    from replaymill.shards.sampler import key_for
+
+    wanted = set(keys)
+    out = {}
+    for c in cells:
+        key = key_for(c["domain"], c["lang"], wanted)
+        if key is not None and key.split("/", 1)[0] != c["domain"]:
+            out[c["domain"]] = key.split("/", 1)[0]
+    return dict(sorted(out.items()))
+
+
 def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
     """Half the L1 distance between two distributions over the union of their keys."""
     keys = set(p) | set(q)
@@ -97,4 +110,35 @@ def compare_to_target(amounts: dict[str, int], target: dict[str, float], *, by: 
         "missing": sorted(d for d, t in target.items() if t > 0 and amounts.get(d, 0) == 0),
         "unexpected": sorted(d for d in amounts if target.get(d, 0.0) == 0 and amounts[d] > 0),
         "max_total_at_target": int(min(ceilings)) if ceilings else 0,
+        "limiting": limiting_domain(amounts, target, total),
     }
+
+
+def limiting_domain(amounts: dict[str, int], target: dict[str, float], total: int) -> dict[str, Any] | None:
+    """The target domain that caps the corpus drawable at exactly the target proportions (the
+    smallest available / share), with that cap and how much more of it would let the whole corpus
+    be used at those proportions (`needed_for_all`)."""
+    ceilings = {d: amounts.get(d, 0) / t for d, t in target.items() if t > 0}
+    if not ceilings:
+        return None
+    dom = min(ceilings, key=lambda d: (ceilings[d], d))
+    return {"domain": dom, "available": int(amounts.get(dom, 0)), "target": target[dom],
+            "max_total": int(ceilings[dom]), "corpus_total": int(total),
+            "needed_for_all": max(0, int(math.ceil(target[dom] * total)) - int(amounts.get(dom, 0)))}
+
+
+def limiting_sentence(report_target: dict[str, Any], human=str) -> str | None:
+    """What limits a corpus at the target's proportions and what to do about it, in one sentence."""
+    lim = report_target.get("limiting")
+    if not lim or lim["needed_for_all"] <= 0:
+        return None
+    by, dom, share = report_target["by"], lim["domain"], lim["target"]
+    if lim["available"] == 0:
+        return (f"{dom} limits the corpus: the target gives it {share:.1%} but there are no {dom} {by}, so no corpus "
+                f"at exactly these proportions exists. Add about {human(lim['needed_for_all'])} {by} of {dom} to use "
+                f"all {human(lim['corpus_total'])} {by}, or sample with --on-short renormalize to share its weight "
+                f"among the other domains.")
+    return (f"{dom} limits the corpus: its {human(lim['available'])} {by} are {share:.1%} of at most "
+            f"{human(lim['max_total'])} {by} at exactly these proportions (the corpus has "
+            f"{human(lim['corpus_total'])}). Add about {human(lim['needed_for_all'])} {by} of {dom} to use it all, "
+            f"or sample with --on-short upsample (repeat {dom}) or --on-short renormalize (share its gap).")

@@ -14,6 +14,7 @@ quality rule sets and before dedup, so nothing the pipeline dropped can vanish f
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,3 +132,73 @@ def funnel_rows(funnel: dict[str, Any] | Any) -> list[FunnelRow]:
         rows.append(FunnelRow(reason.replace("_", " "), int(n), None, 0, "add", "added"))
     rows.append(FunnelRow("kept", int(f.get("kept") or 0), f.get("kept_tokens"), 0, "kept", "kept"))
     return rows
+
+
+def merge_funnels(funnels: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several funnels (dicts, e.g. of the shard sets one audit reads) summed into one: counts per
+    reason add, token totals add where every part has them, stages are the union."""
+    out: dict[str, Any] = {"read": 0, "dropped": {}, "kept": 0, "dropped_tokens": {}, "added": {},
+                           "stage_of": {}, "enabled": []}
+    token_totals = {"read_tokens": 0, "kept_tokens": 0}
+    for f in funnels:
+        out["read"] += int(f.get("read") or 0)
+        out["kept"] += int(f.get("kept") or 0)
+        for field in ("dropped", "dropped_tokens", "added"):
+            for reason, n in (f.get(field) or {}).items():
+                out[field][reason] = out[field].get(reason, 0) + int(n)
+        out["stage_of"].update(f.get("stage_of") or {})
+        out["enabled"] += [s for s in f.get("enabled") or [] if s not in out["enabled"]]
+        for key in token_totals:
+            value = f.get(key)
+            token_totals[key] = None if value is None or token_totals[key] is None else token_totals[key] + value
+    return {**out, **token_totals}
+
+
+def raw_funnel(rejects: dict[str, int], docs: int) -> dict[str, Any]:
+    """The funnel of a raw-corpus audit from its reject counts keyed `stage:reason` (the audit
+    recipe drops nothing, so these are the readers' rejects): documents read = audited + rejected."""
+    dropped: dict[str, int] = {}
+    stage_of: dict[str, str] = {}
+    for key, n in rejects.items():
+        record_stage, _, reason = key.partition(":") if ":" in key else ("read", "", key)
+        dropped[reason] = dropped.get(reason, 0) + int(n)
+        stage_of[reason] = stage_of_reason(reason, record_stage)
+    return {"read": docs + sum(dropped.values()), "dropped": dict(sorted(dropped.items())), "kept": docs,
+            "stage_of": stage_of, "enabled": [FORMAT]}
+
+
+def _amount(n: int | None, whole: int | None) -> tuple[str, str]:
+    if n is None:
+        return "-", ""
+    return f"{n:,}", (f"{100.0 * n / whole:.1f}%" if whole else "-")
+
+
+def console_for_tables() -> Any:
+    """A rich console for the commands' tables: the terminal's width, or when piped (CI logs) a
+    fixed 120 columns, so rows are never wrapped."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+def funnel_table(f: Any, title: str = "Build funnel") -> Any:
+    """The funnel as a rich table: stages in pipeline order, documents and tokens with their shares."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+    table.add_column("stage", no_wrap=True)
+    for name in ("documents", "% read", "tokens", "% tokens"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in funnel_rows(f):
+        docs, docs_pct = _amount(row.docs, f.read)
+        tokens, tokens_pct = _amount(row.tokens, f.read_tokens)
+        if row.kind == "drop":
+            label = ("  " if row.level == 0 else "      ") + row.label
+            style = "dim" if row.docs == 0 or row.level else ""
+        elif row.kind == "add":
+            label, style = "  + " + row.label, ""
+        else:
+            label, style = row.label, "bold"
+        table.add_row(label, docs, docs_pct, tokens, tokens_pct, style=style)
+    return table

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from replaymill.audit.funnel import raw_funnel
 from replaymill.audit.stats import LENGTH_EDGES, QUALITY_BINS, QUALITY_EDGES, AuditStats, duplicate_rate, hll_relative_error
 
 REPORT_SCHEMA = "replaymill.audit/1"
@@ -51,6 +52,34 @@ def build_report(
     `funnel` is the manifest's funnel for shard sets; for raw input it is derived from the
     reader's rejects (documents read = audited + rejected).
     """
+    by_domain, by_lang, total = totals_section(stats)
+    if funnel is None and input_kind == "raw":
+        funnel = raw_funnel(stats.rejects, total["docs"])
+    return {
+        "schema": REPORT_SCHEMA,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "inputs": list(inputs),
+        "input_kind": input_kind,
+        "totals": {**total, "tokens_missing_docs": stats.tokens_missing},
+        "by_domain": by_domain,
+        "by_lang": by_lang,
+        "by_domain_lang": [
+            {"domain": d, "lang": lang, "docs": int(v[0]), "chars": int(v[1]), "tokens": int(v[2])}
+            for (d, lang), v in sorted(stats.cells.items())
+        ],
+        "quality": {"edges": list(QUALITY_EDGES), "by_domain": quality_section(stats)},
+        "length_chars": {"edges": list(LENGTH_EDGES), "by_domain": length_section(stats, by_domain)},
+        "duplicates": duplicates_section(stats),
+        "distinct": distinct_section(stats, total["docs"]),
+        "funnel": funnel,
+        "target": target,
+        "contamination": contamination,
+        "gates": None,
+    }
+
+
+def totals_section(stats: AuditStats) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+    """Documents, characters and tokens per domain and per language with their shares, and overall."""
     by_domain = stats.totals_by(0)
     by_lang = stats.totals_by(1)
     total = {"docs": 0, "chars": 0, "tokens": 0}
@@ -61,7 +90,11 @@ def build_report(
         for t in table.values():
             t["share_docs"] = _share(t["docs"], total["docs"])
             t["share_tokens"] = _share(t["tokens"], total["tokens"])
+    return by_domain, by_lang, total
 
+
+def quality_section(stats: AuditStats) -> dict[str, Any]:
+    """Per domain: the quality histogram (QUALITY_EDGES bins), unscored documents, mean and median."""
     quality = {}
     for dom, hist in sorted(stats.quality.items()):
         scored = int(hist[:QUALITY_BINS].sum())
@@ -71,55 +104,41 @@ def build_report(
             "mean": stats.quality_sum.get(dom, 0.0) / scored if scored else None,
             "median": _hist_quantile(hist[:QUALITY_BINS], list(QUALITY_EDGES), 0.5),
         }
-    lengths = {}
-    for dom, hist in sorted(stats.length.items()):
-        lengths[dom] = {
+    return quality
+
+
+def length_section(stats: AuditStats, by_domain: dict[str, Any]) -> dict[str, Any]:
+    """Per domain: the length histogram in characters (LENGTH_EDGES bins), mean and median."""
+    return {
+        dom: {
             "counts": [int(x) for x in hist],
             "mean": _share(by_domain[dom]["chars"], by_domain[dom]["docs"]) if dom in by_domain else None,
             "median": _hist_quantile(hist, list(LENGTH_EDGES), 0.5),
         }
+        for dom, hist in sorted(stats.length.items())
+    }
 
-    dup_rows = {}
+
+def duplicates_section(stats: AuditStats) -> dict[str, Any]:
+    """Exact and near duplicate rates per domain and overall, from the stored cluster sizes."""
+    rows = {}
     agg = np.zeros(3, dtype=np.int64)
     for dom, v in sorted(stats.dups.items()):
         agg += v
-        dup_rows[dom] = _dup_entry(v)
-    duplicates = {"by_domain": dup_rows, "total": _dup_entry(agg)}
+        rows[dom] = _dup_entry(v)
+    return {"by_domain": rows, "total": _dup_entry(agg)}
 
-    distinct = None
-    if stats.sketches is not None:
-        est = stats.sketches.estimates()
-        distinct = {
-            **est,
-            "text_identity": stats.sketches.text_identity,
-            "relative_error": hll_relative_error(stats.sketches.precision),
-            "estimated_text_dup_rate": max(0.0, 1.0 - est["texts"] / total["docs"]) if total["docs"] else 0.0,
-        }
 
-    if funnel is None and input_kind == "raw":
-        dropped = dict(sorted(stats.rejects.items()))
-        funnel = {"read": total["docs"] + sum(dropped.values()), "dropped": dropped, "kept": total["docs"]}
-
+def distinct_section(stats: AuditStats, docs: int) -> dict[str, Any] | None:
+    """HyperLogLog distinct texts, URLs and hosts with the estimate's error (None without sketches)."""
+    if stats.sketches is None:
+        return None
+    est = stats.sketches.estimates()
     return {
-        "schema": REPORT_SCHEMA,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "inputs": list(inputs),
-        "input_kind": input_kind,
-        "totals": {**total, "tokens_missing_docs": stats.tokens_missing},
-        "by_domain": by_domain,
-        "by_lang": by_lang,
-        "by_domain_lang": [
-            {"domain": d, "lang": l, "docs": int(v[0]), "chars": int(v[1]), "tokens": int(v[2])}
-            for (d, l), v in sorted(stats.cells.items())
-        ],
-        "quality": {"edges": list(QUALITY_EDGES), "by_domain": quality},
-        "length_chars": {"edges": list(LENGTH_EDGES), "by_domain": lengths},
-        "duplicates": duplicates,
-        "distinct": distinct,
-        "funnel": funnel,
-        "target": target,
-        "contamination": contamination,
-        "gates": None,
+        **est,
+        "text_identity": stats.sketches.text_identity,
+        "relative_error": hll_relative_error(stats.sketches.precision),
+        "estimated_text_dup_rate": max(0.0, 1.0 - est["texts"] / docs) if docs else 0.0,
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from replaymill.audit.funnel import merge_funnels
 from replaymill.audit.contamination import ContaminationStats, EvalIndex
 from replaymill.audit.stats import DISTINCT_COLUMNS, STAT_COLUMNS, AuditStats
 from replaymill.shards.reader import ShardSet
@@ -42,19 +43,16 @@ def audit_shard_sets(
         columns += list(DISTINCT_COLUMNS)
     if index is not None:
         columns += [c for c in ("id", "text") if c not in columns]
-    funnel: dict[str, Any] = {"read": 0, "dropped": {}, "kept": 0}
+    funnels = []
     for root in roots:
         shardset = ShardSet.open(root, verify=verify, cache_shards=0)
-        f = shardset.manifest.funnel
-        funnel["read"] += f.read
-        funnel["kept"] += f.kept
-        for reason, n in f.dropped.items():
-            funnel["dropped"][reason] = funnel["dropped"].get(reason, 0) + n
+        funnels.append(shardset.manifest.funnel.model_dump())
         for info in shardset.shards:
             table = shardset.read_table(info, columns)
             for batch in table.to_batches(max_chunksize=BATCH_ROWS):
                 stats.add_table(batch)
                 if index is not None:
                     cont.add(index.query(batch.column("id").to_pylist(), batch.column("text").to_pylist()))
+    funnel = merge_funnels(funnels)
     has_funnel = funnel["read"] or funnel["kept"] or funnel["dropped"]
     return stats, cont, (funnel if has_funnel else None)

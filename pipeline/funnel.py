@@ -11,13 +11,12 @@ afterwards from the manifest alone, in stage order (`audit.funnel`).
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import Any
 
 import apache_beam as beam
 
-from replaymill.audit.funnel import FORMAT, funnel_rows, stage_of_reason
+from replaymill.audit.funnel import FORMAT, console_for_tables, funnel_table, stage_of_reason
 from replaymill.schemas.manifest import Manifest
 
 Pair = tuple[int, int]  # (documents, tokens)
@@ -98,43 +97,6 @@ class ComputeFunnel(beam.PTransform):
             kept=beam.pvalue.AsSingleton(kept),
             enabled=self.enabled,
         )
-
-
-def _amount(n: int | None, whole: int | None) -> tuple[str, str]:
-    if n is None:
-        return "-", ""
-    return f"{n:,}", (f"{100.0 * n / whole:.1f}%" if whole else "-")
-
-
-def console_for_tables() -> Any:
-    """A rich console for the commands' tables: the terminal's width, or when piped (CI logs) a
-    fixed 120 columns, so rows are never wrapped."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 120)
-
-
-def funnel_table(f: Any, title: str = "Build funnel") -> Any:
-    """The funnel as a rich table: stages in pipeline order, documents and tokens with their shares."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
-    table.add_column("stage", no_wrap=True)
-    for name in ("documents", "% read", "tokens", "% tokens"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for row in funnel_rows(f):
-        docs, docs_pct = _amount(row.docs, f.read)
-        tokens, tokens_pct = _amount(row.tokens, f.read_tokens)
-        if row.kind == "drop":
-            label = ("  " if row.level == 0 else "      ") + row.label
-            style = "dim" if row.docs == 0 or row.level else ""
-        elif row.kind == "add":
-            label, style = "  + " + row.label, ""
-        else:
-            label, style = row.label, "bold"
-        table.add_row(label, docs, docs_pct, tokens, tokens_pct, style=style)
-    return table
 
 
 def layout_table(manifest: Manifest, title: str = "Kept, per domain x language") -> Any:

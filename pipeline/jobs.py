@@ -417,10 +417,9 @@ def _audit_raw(patterns: list[str], options: PipelineOptions, work_dir: str | No
 
 def merge_raw_funnel(funnel: dict, raw_stats) -> None:
     """Mixed input: the raw part's reader rejects and documents join the manifests' funnel, in place."""
-    for reason, n in raw_stats.rejects.items():
-        funnel["dropped"][reason] = funnel["dropped"].get(reason, 0) + n
-    funnel["read"] += raw_stats.docs + sum(raw_stats.rejects.values())
-    funnel["kept"] += raw_stats.docs
+    from replaymill.audit.funnel import merge_funnels, raw_funnel
+
+    funnel.update(merge_funnels([funnel, raw_funnel(raw_stats.rejects, raw_stats.docs)]))
 
 
 def audit(
@@ -451,7 +450,7 @@ def audit(
     ["passed"]` says whether they held. Raises InputError before any work when something given is
     unusable.
     """
-    from replaymill.audit.compare import amounts_by_key, compare_to_target
+    from replaymill.audit.compare import amounts_by_key, compare_to_target, counted_as
     from replaymill.audit.gates import GateError, apply_gates
     from replaymill.audit.report import build_report
     from replaymill.audit.shardset import audit_shard_sets, is_shard_set
@@ -483,7 +482,8 @@ def audit(
         unit = by or loaded["by"]
         amounts = amounts_by_key(report["by_domain_lang"], list(loaded["weights"]), unit)
         report["target"] = {"name": loaded["name"], "description": loaded["description"],
-                            **compare_to_target(amounts, loaded["weights"], by=unit, tolerance=tolerance)}
+                            **compare_to_target(amounts, loaded["weights"], by=unit, tolerance=tolerance),
+                            "counted_as": counted_as(report["by_domain_lang"], list(loaded["weights"]))}
     if gates:
         try:
             apply_gates(report, gates)

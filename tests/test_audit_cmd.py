@@ -113,7 +113,8 @@ def test_usage_errors_exit_2(setup, capsys, args, message):
 def test_html_is_self_contained(audit_run):
     _, _, html_path = audit_run
     page = html_path.read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") >= 5  # composition, heatmap, quality, length, duplicates
+    assert page.count("data:image/png;base64,") >= 4  # composition, heatmap, quality, length
+    assert "No document of this set stands for removed duplicates" in page  # all-zero rates: a sentence, no chart
     assert "http://" not in page.replace("http://www.w3.org", "") and "<script" not in page
     assert "Contamination" in page and "planted-0" in page
 

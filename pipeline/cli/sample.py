@@ -112,7 +112,7 @@ def summary(manifest) -> None:
     from rich import box
     from rich.table import Table
 
-    from replaymill.pipeline.funnel import console_for_tables, funnel_table
+    from replaymill.audit.funnel import console_for_tables, funnel_table
 
     console = console_for_tables()
     s = manifest.extra["sampling"]
