@@ -1,8 +1,8 @@
-"""The shared, lazily cached views of one text that every quality rule set reads.
+"""The shared views of one text (computed once per document) that every quality rule set reads.
 
-Rule sets never split a text themselves: they ask the `TextView` for words, lines or paragraphs,
-and each view is computed on first use and cached, so four rule sets that all look at lines cost
-one split, as when every signal was computed in one function.
+Rule sets never split a text themselves: they read words, lines or paragraphs from the `TextView`,
+computed once per document, so four rule sets that all look at lines cost one split, as when every
+signal was computed in one function.
 
 Definitions (where the papers leave room, the choice is stated here, once for all rule sets):
 - Words: Unicode word runs (with inner apostrophes; combining marks included, so Indic words stay
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import cached_property
 
 import numpy as np
 import regex
@@ -43,65 +42,45 @@ def duplicate_stats(items: list[str]) -> tuple[int, int]:
 
 
 class TextView:
-    """One document's text and its derived views, each computed once on first access.
+    """One document's text and the views of it that rule sets read, computed once per document.
 
-    `lang` is the document's language code when known (language ID runs before the quality
-    signals), so a rule set may choose per-language resources; None when unknown.
+    Every built-in rule set reads words, lines and paragraphs, so they are computed up front, in
+    one place, exactly as when all signals were one function (plain attributes: no per-access
+    cost). `lang` is the document's language code when known (language ID runs before the
+    quality signals), so a rule set may choose per-language resources; None when unknown. A rule
+    set that needs another view computes it from `text` in its own module.
+
+    words             word tokens (see module docstring): `\\w` runs and symbol runs
+    per_word          1 / number of words, 0 without words (ratios with an empty denominator are 0)
+    vocab             occurrences of each distinct word: per-word work is done per distinct word
+                      once and weighted by these counts (most words repeat within a page)
+    occurrences       numpy: occurrences of each distinct word, in `vocab` order
+    distinct_lengths  numpy: characters of each distinct word, in `vocab` order
+    word_ids          numpy: each word position as the index of its distinct word
+    lines, per_line   non-empty whitespace-stripped lines; 1 / their number (0 without lines)
+    line_duplicates   (lines equal to an earlier line, their characters)
+    paragraphs        non-empty whitespace-stripped paragraphs
     """
+
+    __slots__ = ("text", "lang", "n_chars", "words", "per_word", "vocab", "occurrences", "distinct_lengths",
+                 "word_ids", "lines", "per_line", "line_duplicates", "paragraphs")
 
     def __init__(self, text: str, lang: str | None = None):
         self.text = text
         self.lang = lang
         self.n_chars = len(text)
-
-    @cached_property
-    def words(self) -> list[str]:
-        """Word tokens (see module docstring): `\\w` runs and symbol runs, punctuation runs dropped."""
-        return _WORD.findall(self.text)
-
-    @cached_property
-    def per_word(self) -> float:
-        """1 / number of words, 0 without words: ratios with an empty denominator are 0."""
-        return 1.0 / len(self.words) if self.words else 0.0
-
-    @cached_property
-    def vocab(self) -> Counter:
-        """Occurrences of each distinct word: most words repeat within a page, so per-word work is
-        done per distinct word once and weighted by these counts."""
-        return Counter(self.words)
-
-    @cached_property
-    def distinct_lengths(self) -> np.ndarray:
-        """Characters of each distinct word, in `vocab` order."""
-        return np.fromiter(map(len, self.vocab), dtype=np.int64, count=len(self.vocab))
-
-    @cached_property
-    def occurrences(self) -> np.ndarray:
-        """Occurrences of each distinct word, in `vocab` order."""
-        return np.fromiter(self.vocab.values(), dtype=np.int64, count=len(self.vocab))
-
-    @cached_property
-    def word_ids(self) -> np.ndarray:
-        """Each word position as the index of its distinct word in `vocab` order."""
-        index = {w: i for i, w in enumerate(self.vocab)}
-        return np.fromiter(map(index.__getitem__, self.words), dtype=np.int64, count=len(self.words))
-
-    @cached_property
-    def lines(self) -> list[str]:
-        """Non-empty lines, whitespace-stripped."""
-        return [line for line in (raw.strip() for raw in self.text.split("\n")) if line]
-
-    @cached_property
-    def per_line(self) -> float:
-        """1 / number of lines, 0 without lines."""
-        return 1.0 / len(self.lines) if self.lines else 0.0
-
-    @cached_property
-    def line_duplicates(self) -> tuple[int, int]:
-        """(lines equal to an earlier line, their characters)."""
-        return duplicate_stats(self.lines)
-
-    @cached_property
-    def paragraphs(self) -> list[str]:
-        """Non-empty paragraphs, whitespace-stripped."""
-        return [p for p in (raw.strip() for raw in _PARAGRAPH_BREAK.split(self.text)) if p]
+        words = _WORD.findall(text)
+        n_words = len(words)
+        self.words = words
+        self.per_word = 1.0 / n_words if n_words else 0.0
+        vocab = Counter(words)
+        self.vocab = vocab
+        self.occurrences = np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))
+        self.distinct_lengths = np.fromiter(map(len, vocab), dtype=np.int64, count=len(vocab))
+        index = {w: i for i, w in enumerate(vocab)}
+        self.word_ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=n_words)
+        lines = [line for line in (raw.strip() for raw in text.split("\n")) if line]
+        self.lines = lines
+        self.per_line = 1.0 / len(lines) if lines else 0.0
+        self.line_duplicates = duplicate_stats(lines)
+        self.paragraphs = [p for p in (raw.strip() for raw in _PARAGRAPH_BREAK.split(text)) if p]
