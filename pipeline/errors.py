@@ -21,3 +21,13 @@ def validation_message(error, what: str) -> str:
         got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
         parts.append(f"{field}: {e['msg']}{got}")
     return f"invalid {what}: " + "; ".join(parts)
+
+
+class RunFailed(RuntimeError):
+    """A job whose output failed a check after the work (the integrity gate): nothing was published.
+
+    The command line prints it as one line too, but exits with status 3, so scripts can tell a
+    refused start (2) from a run that did its work and found it broken.
+    """
+
+    exit_code = 3

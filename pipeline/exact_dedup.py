@@ -2,7 +2,8 @@
 
 Why this shape: the choice of representative must not depend on how many workers there are or on
 the order documents arrive in, so it is a pure function of the cluster (the smallest
-`(id, source, url)`), computed by a commutative, associative CombineFn. Only `(rank, count)` pairs
+`(id, source, url, content hash)`, `transforms.order`: ids repeat in real corpora, so without the
+content hash two copies with one id would tie and arrival order would pick the kept metadata), computed by a commutative, associative CombineFn. Only `(rank, count)` pairs
 travel through that combine, never whole texts; the documents then meet their cluster's result in
 one CoGroupByKey (the single shuffle of full documents, which any global dedup needs), where the
 representative is kept with `dup_exact_count` = cluster size and every other member becomes a
@@ -17,17 +18,13 @@ import apache_beam as beam
 from replaymill.pipeline.rejects import RejectEmitter
 from replaymill.schemas.dedup import ExactDedupConfig
 from replaymill.transforms.normalize import normalize_for_dedup, text_hash
+from replaymill.transforms.order import Rank, doc_rank
 
 REJECTS_TAG = "rejects"
 REASON = "exact_duplicate"
 STAGE = "exact_dedup"
 
-Rank = tuple[str, str, str]
-
-
-def doc_rank(doc: dict[str, Any]) -> Rank:
-    """The total order that picks a cluster's representative: smallest id, ties broken by source then url."""
-    return (str(doc["id"]), doc.get("source") or "", doc.get("url") or "")
+__all__ = ["ExactDedup", "MinRankCountFn", "dedup_key", "doc_rank", "Rank"]
 
 
 def dedup_key(doc: dict[str, Any]) -> bytes:

@@ -3,8 +3,9 @@
 
 Each checks everything a user can get wrong before the pipeline starts (no input, an unwritable
 output, a finished set in the way, a recipe or target that does not validate), raising one
-`InputError` so a long job never dies on it half-way; then it runs the Beam pipeline and returns
-the manifest it wrote. The commands (`pipeline/cli/`) only parse flags, call these and print.
+`InputError` so a long job never dies on it half-way; then it runs the Beam pipeline into a
+staging directory under the output and swaps the sealed set in (`pipeline.staging`), and returns
+the manifest it wrote. A set that fails its integrity gate raises `RunFailed` and is not published. The commands (`pipeline/cli/`) only parse flags, call these and print.
 
     import replaymill
     manifest = replaymill.build(["data/cc/*.jsonl.gz"], "out/en", recipe="fineweb-en")
@@ -74,41 +75,15 @@ def resolve_build_recipe(
         raise InputError(validation_message(e, f"recipe {name}")) from None
 
 
-def check_output_writable(output: str) -> None:
-    """Create the output directory and write and delete a probe file there, on any Beam filesystem."""
-    from apache_beam.io.filesystems import FileSystems
-
-    probe = FileSystems.join(output, f".replaymill-probe-{uuid.uuid4().hex}")
-    try:
-        if "://" not in output and not FileSystems.exists(output):
-            FileSystems.mkdirs(output)  # object stores have no directories to create
-        with FileSystems.create(probe) as f:
-            f.write(b"ok")
-        FileSystems.delete([probe])
-    except Exception as e:  # any filesystem's error means the same thing to the user
-        raise InputError(f"cannot write to output {output}: {_first_line(e)}") from None
-
-
-def check_inputs(patterns: list[str]) -> None:
-    """Every pattern must match something; the readers' own message names the one that does not."""
+def check_inputs(patterns: list[str]) -> list[str]:
+    """Every pattern must match something; the readers' own message names the one that does not.
+    Returns the input files (the output must not be, hold or lie inside any of them)."""
     from replaymill.pipeline.sources import expand_inputs
 
     try:
-        expand_inputs(patterns)
+        return expand_inputs(patterns)
     except FileNotFoundError as e:
         raise InputError(_first_line(e)) from None
-
-
-def prepare(output: str, overwrite: bool) -> None:
-    """Refuse a finished set in `output` unless `overwrite`; clear an earlier unfinished run's files."""
-    from replaymill.pipeline.sink import OutputExistsError, prepare_output
-
-    try:
-        removed = prepare_output(output, overwrite)
-    except OutputExistsError as e:
-        raise InputError(str(e)) from None
-    if removed:
-        log.info("removed %d files of an earlier unfinished run in %s", len(removed), output)
 
 
 def build(
@@ -143,11 +118,14 @@ def build(
     `notify` (default: the log) hears what the job is about to do.
     """
     from replaymill.pipeline.options import LOCAL_RUNNERS
+    from replaymill.pipeline.staging import staged_run
+    from replaymill.schemas.manifest import MANIFEST_NAME
     from replaymill.shards.io import read_manifest
 
     options = _options(options, runner, workers, in_memory, beam_args)
+    files: list[str] = []
     if inputs:
-        check_inputs(list(inputs))
+        files = check_inputs(list(inputs))
     elif runner not in LOCAL_RUNNERS:
         raise InputError("the demo corpus is local; give inputs when using a remote runner")
     notify = notify or log.info
@@ -160,27 +138,31 @@ def build(
             open_tokenizer(tokenizer)
         except (FileNotFoundError, TokenizerError) as e:
             raise InputError(str(e)) from None
-    check_output_writable(output)
-    prepare(output, overwrite)
     demo_dir = None
     try:
-        if not inputs:
-            from replaymill.pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
+        # Written aside and swapped in whole (pipeline.staging): the lock, foreign files, a finished
+        # set without `overwrite` and an output that is or holds an input are refused first.
+        with staged_run(output, MANIFEST_NAME, overwrite=overwrite, inputs=files) as staged:
+            if not inputs:
+                from replaymill.pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
 
-            demo_dir = tempfile.mkdtemp(prefix="replaymill-demo-")
-            inputs = write_demo_corpus(demo_dir, demo_mb or DEFAULT_MB)
-            notify(f"no --input: built a {demo_mb or DEFAULT_MB:g} MB demo corpus from this Python installation "
-                   f"in {demo_dir}")
-        _run_build(list(inputs), output, resolved, tokenizer, options, runner, in_memory, progress, notify)
+                demo_dir = tempfile.mkdtemp(prefix="replaymill-demo-")
+                inputs = write_demo_corpus(demo_dir, demo_mb or DEFAULT_MB)
+                notify(f"no --input: built a {demo_mb or DEFAULT_MB:g} MB demo corpus from this Python installation "
+                       f"in {demo_dir}")
+            _run_build(list(inputs), output, staged.staging, resolved, tokenizer, options, runner, in_memory,
+                       progress, notify)
     finally:
         if demo_dir:
             shutil.rmtree(demo_dir, ignore_errors=True)
     return read_manifest(output)
 
 
-def _run_build(inputs: list[str], output: str, recipe: Recipe, tokenizer: str | None, options: PipelineOptions,
-               runner: str, in_memory: bool, progress: bool, notify: Callable[[str], None]) -> None:
-    """Run the build pipeline, under progress bars (read bytes, documents kept, rows written) when asked."""
+def _run_build(inputs: list[str], output: str, staging: str, recipe: Recipe, tokenizer: str | None,
+               options: PipelineOptions, runner: str, in_memory: bool, progress: bool,
+               notify: Callable[[str], None]) -> None:
+    """Run the build pipeline into `staging`, under progress bars (read bytes, documents kept, rows
+    written) when asked."""
     import apache_beam as beam
 
     from replaymill.pipeline import build as build_pipeline
@@ -197,7 +179,7 @@ def _run_build(inputs: list[str], output: str, recipe: Recipe, tokenizer: str | 
     ], enabled=None if progress else False)
     pipeline = beam.Pipeline(options=options)
     with graph_reporting(view, runner):
-        build_pipeline.build(pipeline, inputs, output, recipe, tokenizer=tokenizer)
+        build_pipeline.build(pipeline, inputs, staging, recipe, tokenizer=tokenizer)
     view.run(pipeline)
 
 
@@ -242,7 +224,8 @@ def sample(
     from pydantic import ValidationError
 
     from replaymill.pipeline.sample import plan_target, read_reference_texts
-    from replaymill.pipeline.sink import OutputExistsError, prepare_output
+    from replaymill.pipeline.staging import staged_run
+    from replaymill.schemas.manifest import MANIFEST_NAME
     from replaymill.schemas.mixtures import resolve_target
     from replaymill.shards.io import read_manifest
     from replaymill.shards.reader import ShardSet
@@ -260,8 +243,6 @@ def sample(
         raise InputError(f"the budget must be positive, got {budget}")
     if rows_per_shard <= 0:
         raise InputError("rows per shard must be positive")
-    if shards.rstrip("/") == output.rstrip("/"):
-        raise InputError("the output must differ from the input shard set")
     try:
         shardset = ShardSet.open(shards)
         recount = None  # a tokenizer to recount with, when the set's n_tokens were counted by something else
@@ -284,12 +265,11 @@ def sample(
             if by != budget_by:
                 raise InputError("with a reference the budget counts what `by` counts (tokens with by=tokens)")
             texts = read_reference_texts(reference)
-        prepare_output(output, overwrite)
     except ValidationError as e:  # a weights YAML: every bad field named, not pydantic's headline
         raise InputError(validation_message(e, f"target {target}")) from None
     except ShortDomainError as e:
         raise InputError(str(e)) from e
-    except (FileNotFoundError, ValueError, OutputExistsError, TokenizerError) as e:
+    except (FileNotFoundError, ValueError, TokenizerError) as e:
         if isinstance(e, InputError):
             raise
         raise InputError(_first_line(e) if str(e) else repr(e)) from None
@@ -300,9 +280,12 @@ def sample(
                          f"budget {budget:,} {budget_by} -> {output}")
     if target:
         warn_coverage(report, target, warn or log.warning)
-    _run_sample(shardset, output, picks if target else None, report if target else None, texts if reference else None,
-                budget=budget, by=by, seed=seed, quality_temperature=quality_temperature,
-                rows_per_shard=rows_per_shard, tokenizer=tokenizer, options=options, runner=runner, progress=progress)
+    # Written aside and swapped in whole; refused if the output is, holds or lies inside `shards`.
+    with staged_run(output, MANIFEST_NAME, overwrite=overwrite, inputs=[shards]) as staged:
+        _run_sample(shardset, staged.staging, picks if target else None, report if target else None,
+                    texts if reference else None, budget=budget, by=by, seed=seed,
+                    quality_temperature=quality_temperature, rows_per_shard=rows_per_shard, tokenizer=tokenizer,
+                    options=options, runner=runner, progress=progress)
     return read_manifest(output)
 
 
@@ -510,8 +493,9 @@ def reshard(
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
-    from replaymill.pipeline.reshard import PART_PREFIX, SUMMARY_NAME, Reshard, parts_for
+    from replaymill.pipeline.reshard import SUMMARY_NAME, Reshard, parts_for
     from replaymill.pipeline.sources import match_inputs
+    from replaymill.pipeline.staging import staged_run
 
     options = _options(options, runner, workers, in_memory, beam_args)
     try:
@@ -521,13 +505,9 @@ def reshard(
     if parts is not None and parts < 1:
         raise InputError("the number of parts must be at least 1")
     num_parts = parts or parts_for(sum(s.size for s in specs), int(part_mb * 1024 * 1024))
-    old = [m.path for r in FileSystems.match([FileSystems.join(output, f"{PART_PREFIX}-*"),
-                                              FileSystems.join(output, SUMMARY_NAME)]) for m in r.metadata_list]
-    if old and not overwrite:
-        raise InputError(f"{output} already holds {len(old)} reshard files; pass --overwrite to replace them")
-    if old:
-        FileSystems.delete(old)
     logging.getLogger("replaymill.reshard").info("%d input file(s) -> %d part(s) in %s", len(specs), num_parts, output)
-    with beam.Pipeline(options=options) as p:
-        p | "Reshard" >> Reshard([s.path for s in specs], output, num_parts)
+    # Written aside and swapped in whole; refused if the output is or holds an input.
+    with staged_run(output, SUMMARY_NAME, overwrite=overwrite, inputs=[s.path for s in specs]) as staged, \
+            beam.Pipeline(options=options) as p:
+        p | "Reshard" >> Reshard([s.path for s in specs], staged.staging, num_parts)
     return FileSystems.join(output, SUMMARY_NAME)

@@ -17,8 +17,8 @@ a non-converged graph falls back to an exact single-worker union-find (or fails 
 message above `max_fallback_edges`), so the result is always the true components. Every decision is a
 function of sets of node keys, so output is identical for any worker count and input order.
 
-Node keys are ``id \\0 source \\0 url``: the same total order exact dedup uses for its representative,
-and unique even if two corpora reuse an id.
+Node keys are ``id \\0 source \\0 url \\0 content hash``: the same total order exact dedup uses for
+its representative (`transforms.order`), and unique even when ids repeat within or across corpora.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ from replaymill.transforms.components import (
 )
 from replaymill.transforms.lsh import band_hashes, band_key
 from replaymill.transforms.minhash import Permutations, batch_shingles, signatures_from_shingles
+from replaymill.transforms.order import doc_rank
 
 REJECTS_TAG = "rejects"
 SHINGLES_TAG = "shingles"
@@ -55,13 +56,13 @@ Label = tuple[str, int]  # (component centre's node key, component size; 0 on no
 
 
 def node_key(doc: dict[str, Any]) -> str:
-    """The graph node of a document: `id`, `source`, `url` joined by NUL (orders like exact dedup's rank)."""
-    return f"{doc['id']}\x00{doc.get('source') or ''}\x00{doc.get('url') or ''}"
+    """The graph node of a document: its rank (id, source, url, content hash) joined by NUL."""
+    return "\x00".join(doc_rank(doc))
 
 
 def id_of(key: str) -> str:
     """The document id inside a node key."""
-    return key.rsplit("\x00", 2)[0]
+    return key.rsplit("\x00", 3)[0]
 
 
 class SignatureFn(beam.DoFn):

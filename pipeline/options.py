@@ -11,6 +11,9 @@ through untouched (e.g. `--project=... --region=... --temp_location=gs://...`).
 `DirectRunner` is run as Beam's FnApiRunner, the DirectRunner's own batch engine: since Beam 2.6x
 the DirectRunner first tries Prism, which downloads a Go binary at run time (no network here, and
 a hang where outbound traffic is silently dropped); the FnApiRunner needs nothing extra.
+
+Local worker processes run `pipeline.worker_setup` when they import the package: they watch the
+driver and exit when it dies, so a killed `replaymill` leaves no worker writing into its output.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from replaymill.pipeline.errors import InputError
+from replaymill.pipeline.worker_setup import start_watchdog
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
 RUNNING_MODES = ("multi_processing", "in_memory", "multi_threading")
@@ -50,6 +54,8 @@ def make_options(
         # in_memory runs one process whatever the count; asking for more only earns Beam's warning
         count = 1 if running_mode == "in_memory" else workers
         flags += [f"--direct_num_workers={count}", f"--direct_running_mode={running_mode}"]
+        if running_mode == "multi_processing":
+            start_watchdog()  # worker processes end with this driver, even a SIGKILLed one
     return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)
 
 

@@ -18,7 +18,9 @@ must reach the build's dead-letter output rather than vanish here. A truncated o
 keeps the lines decoded before the damage and yields a reject record (reason `truncated_file` or
 `unreadable_file`, as the readers name them), counted in `_reshard.json`.
 
-Layout: `OUT/part-NNNNN-of-MMMMM.jsonl.zst` and `OUT/_reshard.json` (written last, atomically).
+Layout: `OUT/part-NNNNN-of-MMMMM.jsonl.zst` and `OUT/_reshard.json` (written last, atomically,
+after the integrity gate: every part read back, listed once, its lines recounted; `part_files`
+records each part's lines, bytes and sha256).
 Order of lines inside a part is not fixed (it depends on the runner); the set of lines is.
 """
 from __future__ import annotations
@@ -31,15 +33,17 @@ from typing import Any, Iterator
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 
+from replaymill.pipeline.integrity import check_parts, count_part
 from replaymill.pipeline.readers import (
     LINE_FORMATS, SourceLine, is_truncation, iter_jsonl_lines, line_is_whole, work_item,
 )
+from replaymill.pipeline.staging import RESHARD_SEAL
 from replaymill.pipeline.rejects import RejectEmitter
 from replaymill.schemas.reject import make_reject
 from replaymill.shards.io import join, write_bytes_atomic
 from replaymill.transforms.records import TOO_LARGE, TRUNCATED_FILE, UNREADABLE_FILE, UNSUPPORTED_FORMAT, is_blank_line
 
-SUMMARY_NAME = "_reshard.json"
+SUMMARY_NAME = RESHARD_SEAL
 PART_PREFIX = "part"
 PART_SUFFIX = ".jsonl.zst"
 STAGE = "reshard"
@@ -88,13 +92,18 @@ class _StreamLines(beam.DoFn):
 
 
 class _WriteSummary(beam.DoFn):
-    """Writes `_reshard.json` once, after every part is final (it consumes the sink's file list)."""
+    """Writes `_reshard.json` once, after every part is final and read back, and only if the
+    integrity gate holds: every part listed once and present, its lines recounted equal to the
+    lines streamed in (it consumes the sink's file list)."""
 
     def __init__(self, output: str, inputs: list[str]):
         self.output = output
         self.inputs = inputs
 
-    def process(self, _: Any, parts: list[str], lines: list[int], rejects: list[dict]) -> Iterator[str]:
+    def process(self, _: Any, parts: list[str], lines: list[int], rejects: list[dict],
+                counted: list[dict]) -> Iterator[str]:
+        names = sorted(p.rsplit("/", 1)[-1] for p in parts)
+        check_parts(self.output, names, counted, int(sum(lines)), PART_PREFIX)
         dropped: dict[str, int] = {}
         for r in rejects:
             dropped[r["reason"]] = dropped.get(r["reason"], 0) + 1
@@ -102,7 +111,9 @@ class _WriteSummary(beam.DoFn):
             "kind": "reshard",
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "inputs": self.inputs,
-            "parts": sorted(p.rsplit("/", 1)[-1] for p in parts),
+            "parts": names,
+            "part_files": sorted(({k: c[k] for k in ("path", "rows", "bytes", "sha256")} for c in counted),
+                                 key=lambda c: c["path"]),
             "lines": int(sum(lines)),
             "dropped": dict(sorted(dropped.items())),
             "rejects": sorted(rejects, key=lambda r: r["source"] or ""),
@@ -140,6 +151,12 @@ class Reshard(beam.PTransform):
             compression_type=CompressionTypes.ZSTD,
         )
         lines = read.lines | "CountLines" >> beam.combiners.Count.Globally()
+        output = self.output
+        counted = (
+            parts
+            | "ReadBack" >> beam.Map(lambda path: count_part(output, path.rsplit("/", 1)[-1]))
+            | "AllCounts" >> beam.combiners.ToList()
+        )
         return (
             root
             | "Once" >> beam.Create([None])
@@ -148,5 +165,6 @@ class Reshard(beam.PTransform):
                 parts=beam.pvalue.AsList(parts),
                 lines=beam.pvalue.AsList(lines),
                 rejects=beam.pvalue.AsList(read[REJECTS]),
+                counted=beam.pvalue.AsSingleton(counted),
             )
         )

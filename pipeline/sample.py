@@ -16,8 +16,9 @@ Two ways to a plan, one way out:
 Out: picked rows are grouped by source shard (each source shard is read and verified once), keyed
 by output part `domain=<d>/lang=<l>/part-NNNNN.arrow` (parts hold consecutive positions of one
 domain and language), gathered with GroupByKey, written in position order with
-`shards.io.write_shard`, and the manifest (kind "sample", `extra.sampling`: target vs achieved,
-TV, KL, shortfall handling) is written last from all ShardInfos.
+`shards.io.write_shard`, read back, and the manifest (kind "sample", `extra.sampling`: target vs
+achieved, TV, KL, shortfall handling) is written last from all ShardInfos once the integrity gate
+passes (funnel: `read` = rows planned, `kept` = rows read from the source shards).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from replaymill.pipeline import progress
+from replaymill.pipeline.integrity import VerifyShards, gate
 from replaymill.pipeline.sink import lang_totals
 from replaymill.schemas.document import SCHEMA_VERSION, to_record_batch
 from replaymill.schemas.manifest import (
@@ -382,7 +384,7 @@ class _WritePart(beam.DoFn):
         rel, items = element
         docs = [doc for _, doc in sorted(items, key=lambda x: x[0])]
         table = pa.Table.from_batches([to_record_batch(docs)])
-        domain, lang = (part.split("=", 1)[1] for part in rel.split("/")[:2])  # the partition, as in the path
+        domain, lang = (part.split("=", 1)[1] for part in rel.split("/")[:2])  # from the validated manifest
         info = write_shard(self.output, rel, table, domain, lang)
         if lang == POOLED_LANG:  # a build's pooled small languages stay pooled; rows keep their own lang
             info = info.model_copy(update={"langs": lang_totals(docs)})
@@ -391,19 +393,24 @@ class _WritePart(beam.DoFn):
 
 
 class _WriteManifest(beam.DoFn):
+    """The manifest, last, after the integrity gate: the funnel adds up and its `kept` (the rows
+    planned) is what the written parts hold, every part listed once and read back intact."""
+
     def __init__(self, output: str, inputs: list[str], pool: tuple[int, int], token_counter: dict | None,
                  recounted: bool = False):
         self.output, self.inputs, self.pool, self.token_counter = output, inputs, pool, token_counter
         self.recounted = recounted
 
-    def process(self, infos: list[dict], report: dict) -> Iterator[str]:
+    def process(self, infos: list[dict], report: dict, checks: list[dict]) -> Iterator[str]:
         shards = sorted((ShardInfo(**i) for i in infos), key=lambda s: s.path)
         by_domain, by_lang, total = totals_from_shards(shards)
+        funnel = self._funnel(report, total)
+        gate(self.output, infos, checks, funnel.model_dump())
         write_manifest(self.output, Manifest(
             schema_version=SCHEMA_VERSION, kind="sample", created_at=datetime.now(timezone.utc).isoformat(),
             tool_version=_versions()["replaymill"], package_versions=_versions(), inputs=self.inputs,
             shards=shards, by_domain=by_domain, by_lang=by_lang, total=total,
-            funnel=self._funnel(report, total), pooled_langs=pooled_langs_of(shards),
+            funnel=funnel, pooled_langs=pooled_langs_of(shards),
             token_counter=TokenCounter.model_validate(self.token_counter) if self.token_counter else None,
             extra={"sampling": {k: v for k, v in report.items() if k != "funnel"}}))
         yield self.output
@@ -422,14 +429,15 @@ def _read_picked(requests: beam.PCollection, root: str, feature_buckets: int = 0
 
 def _write_all(docs: beam.PCollection, report: beam.PCollection, output: str, shardset: ShardSet,
                token_counter: dict | None, recounted: bool) -> beam.PCollection:
-    """Parts in position order, then the manifest from every ShardInfo and the report (a singleton)."""
-    infos = (docs
-             | "GroupByPart" >> beam.GroupByKey()
-             | "WritePart" >> beam.ParDo(_WritePart(output))
-             | "AllShards" >> beam.combiners.ToList())
+    """Parts in position order, read back, then the gate and the manifest from every ShardInfo and the report."""
+    written = (docs
+               | "GroupByPart" >> beam.GroupByKey()
+               | "WritePart" >> beam.ParDo(_WritePart(output)))
+    checks = written | "VerifyParts" >> VerifyShards(output)
     pool = (shardset.manifest.total.docs, shardset.manifest.total.tokens)
-    return infos | "WriteManifest" >> beam.ParDo(
-        _WriteManifest(output, [shardset.root], pool, token_counter, recounted), beam.pvalue.AsSingleton(report))
+    return written | "AllShards" >> beam.combiners.ToList() | "WriteManifest" >> beam.ParDo(
+        _WriteManifest(output, [shardset.root], pool, token_counter, recounted), beam.pvalue.AsSingleton(report),
+        beam.pvalue.AsSingleton(checks))
 
 
 def token_counting(shardset: ShardSet, tokenizer: str | None) -> tuple[str | None, dict | None]:
@@ -488,7 +496,7 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
     picked = _read_picked(reqs, root, num_buckets, recount)
     selected_counts = picked[_ReadPicked.FEATURES] | "SumSelected" >> beam.CombineGlobally(_SumArrays(num_buckets))
     base = {"mode": "reference", "by": by, "budget": budget, "seed": seed, "on_short": "n/a",
-            "quality_temperature": quality_temperature,
+            "quality_temperature": quality_temperature, "pool_docs": shardset.manifest.total.docs,
             "dsir": {"num_buckets": num_buckets, "ngrams": [1, 2], "alpha": alpha,
                      "reference_docs": len(reference_texts)}}
     report = (p | "ReportSeed" >> beam.Create([None])

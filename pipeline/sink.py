@@ -7,17 +7,19 @@ Why this shape (runner-portable, nothing through driver memory):
 2. That count reaches a DoFn as a side input, which gives each document the bucket
    `stable_hash(id) mod ceil(bytes / (max_shard_bytes / HEADROOM))`: the shard a document lands in
    depends only on its id and the partition's size, never on worker count or arrival order.
-3. A GroupByKey on (domain, lang, bucket) gathers one shard's rows; they are sorted by id and
-   written atomically by `shards.io.write_shard` (temp name, then rename). A bucket whose rows
+3. A GroupByKey on (domain, lang, bucket) gathers one shard's rows; they are sorted by
+   (id, source, url, content hash), a total order even when ids repeat, and written atomically by `shards.io.write_shard` (temp name, then rename). A bucket whose rows
    still exceed the bound (an unlucky hash) is split, in id order, into `part-NNNNN-K.arrow`.
 4. Every write emits a ShardInfo; `CombineGlobally` gathers them into one element only after
-   every shard is written, and a final DoFn writes `_manifest.json` from it plus the funnel.
-   The manifest's presence therefore means the set is whole.
+   every shard is written, every shard is read back (`pipeline.integrity.VerifyShards`), and a
+   final DoFn runs the integrity gate and writes `_manifest.json` from it plus the funnel.
+   The manifest's presence therefore means the set is whole and checked.
 
 Resume guarantee: a crashed run leaves no half shard under a final name (atomic renames) and no
 manifest; re-running the same build over the same output rewrites the same shard names with the
-same bytes (deterministic sharding and row order) and then writes the manifest. `prepare_output`
-removes a previous run's partial files first so no stale shard survives into the new set.
+same bytes (deterministic sharding and row order) and then writes the manifest. The CLI writes
+into a staging directory under the output root and swaps the finished set in (`pipeline.staging`),
+so no stale shard of an earlier run can survive into the new set.
 """
 from __future__ import annotations
 
@@ -25,21 +27,23 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from replaymill.pipeline import progress
+from replaymill.pipeline.integrity import VerifyShards, gate
 from replaymill.schemas.document import COLUMN_NAMES, SCHEMA_VERSION, to_record_batch
 from replaymill.schemas.manifest import (
-    MANIFEST_NAME, POOLED_LANG, Funnel, Manifest, ShardInfo, TokenCounter, Totals, pooled_langs_of,
-    totals_from_shards,
+    MANIFEST_NAME, PARTITION_VALUE, POOLED_LANG, Funnel, Manifest, ShardInfo, TokenCounter, Totals,
+    pooled_langs_of, totals_from_shards,
 )
 from replaymill.shards.io import join, write_manifest, write_shard
+from replaymill.transforms.order import sort_total
 
 # Buckets are sized for max_shard_bytes / HEADROOM of raw text so hash imbalance rarely splits one.
 HEADROOM = 2.0
@@ -50,8 +54,12 @@ log = logging.getLogger(__name__)
 
 
 def partition_value(value: str | None, default: str) -> str:
-    """A Hive partition value that is safe in a path (no '/', '=' or spaces)."""
-    return _UNSAFE.sub("_", value) if value else default
+    """A Hive partition value that is safe in a path (no '/', '=' or spaces, not '.' or '..'):
+    what `schemas.manifest.PARTITION_VALUE` accepts, so every set the build writes reads back."""
+    if not value:
+        return default
+    clean = _UNSAFE.sub("_", value)
+    return clean if PARTITION_VALUE.match(clean) else clean.replace(".", "_")
 
 
 def finalize_row(doc: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +161,7 @@ class _AssignBucket(beam.DoFn):
 
 
 class _WriteShard(beam.DoFn):
-    """Sorts one bucket's rows by id and writes them as one (rarely several) atomic Arrow shard."""
+    """Sorts one bucket's rows in the total order (id, source, url, content hash) and writes them as one (rarely several) atomic Arrow shard."""
 
     def __init__(self, root: str, max_shard_bytes: int):
         self.root = root
@@ -162,7 +170,7 @@ class _WriteShard(beam.DoFn):
 
     def process(self, element: tuple[tuple[str, str, int], Iterable[dict[str, Any]]]) -> Iterator[dict]:
         (domain, lang, bucket), rows = element
-        ordered = sorted(rows, key=lambda r: (r["id"], r.get("source") or "", r.get("url") or ""))
+        ordered = sort_total(list(rows))
         for part, chunk in enumerate(split_by_size(ordered, self.max_shard_bytes)):
             table = pa.Table.from_batches([to_record_batch(chunk)])
             info = write_shard(self.root, shard_path(domain, lang, bucket, part), table, domain, lang)
@@ -235,16 +243,30 @@ def manifest_from_parts(
     )
 
 
+def relative_to(root: str, path: str) -> str:
+    """`path` below `root` as a relative '/' path (manifests list files relative to their set)."""
+    prefix = root.rstrip("/") + "/"
+    if "://" not in root:
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(root)).replace(os.sep, "/")
+    if not path.startswith(prefix):
+        raise ValueError(f"{path} is not under {root}")
+    return path[len(prefix):]
+
+
 class _WriteManifest(beam.DoFn):
-    """Runs once, on the single list of all ShardInfos, so it can only run after every shard exists."""
+    """Runs once, on the single list of all ShardInfos, so it can only run after every shard exists;
+    the integrity gate runs first, and a broken invariant means no manifest."""
 
     def __init__(self, root: str, **fields: Any):
         self.root = root
         self.fields = fields
 
-    def process(self, shard_dicts: list[dict], funnel: dict, rejects_files: list[str]) -> Iterator[str]:
-        extra = {"rejects_files": sorted(rejects_files)} if rejects_files else {}
-        manifest = manifest_from_parts(shard_dicts, funnel, extra=extra, **self.fields)
+    def process(self, shard_dicts: list[dict], funnel: dict, rejects_files: list[str],
+                checks: list[dict]) -> Iterator[str]:
+        gate(self.root, shard_dicts, checks, funnel)
+        rejects = sorted(relative_to(self.root, f) for f in rejects_files)
+        manifest = manifest_from_parts(shard_dicts, funnel, extra={"rejects_files": rejects} if rejects else {},
+                                       **self.fields)
         write_manifest(self.root, manifest)
         yield join(self.root, MANIFEST_NAME)
 
@@ -263,6 +285,7 @@ class WriteManifest(beam.PTransform):
         rejects_files = self.rejects_files
         if rejects_files is None:
             rejects_files = shard_infos.pipeline | "NoRejectsFiles" >> beam.Create([])
+        checks = shard_infos | "VerifyShards" >> VerifyShards(self.output)
         return (
             shard_infos
             | "AllShards" >> beam.combiners.ToList()
@@ -270,6 +293,7 @@ class WriteManifest(beam.PTransform):
                 _WriteManifest(self.output, **self.fields),
                 funnel=beam.pvalue.AsSingleton(self.funnel),
                 rejects_files=beam.pvalue.AsList(rejects_files),
+                checks=beam.pvalue.AsSingleton(checks),
             )
         )
 
@@ -291,26 +315,3 @@ class WriteRejects(beam.PTransform):
                 compression_type=beam.io.filesystem.CompressionTypes.GZIP,
             )
         )
-
-
-class OutputExistsError(RuntimeError):
-    """The output directory already holds a finished shard set and `overwrite` was not given."""
-
-
-def _matching(pattern: str) -> list[str]:
-    return [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-
-
-def prepare_output(output: str, overwrite: bool) -> list[str]:
-    """Make `output` ready for a build: refuse a finished set unless `overwrite`, and clear
-    replaymill's own leftovers (manifest first, then shards, temp files and rejects) so no stale
-    shard from an earlier run survives. Returns the removed paths. Other files are left alone."""
-    manifest = join(output, MANIFEST_NAME)
-    if FileSystems.exists(manifest):
-        if not overwrite:
-            raise OutputExistsError(f"{output} already holds a finished shard set ({MANIFEST_NAME}); pass --overwrite to replace it")
-        FileSystems.delete([manifest])
-    stale = _matching(join(output, "domain=*", "lang=*", "part-*")) + _matching(join(output, "_rejects", "*"))
-    if stale:
-        FileSystems.delete(stale)
-    return stale

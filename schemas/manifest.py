@@ -4,11 +4,38 @@ Written last, atomically, only when every shard is complete: its presence means 
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MANIFEST_NAME = "_manifest.json"
+
+# A Hive partition value that is one harmless path component: no '/', '=', spaces or other
+# characters a filesystem or URL treats specially, and not '.' or '..'. Readers derive output
+# paths from these values (sample writes `domain=<d>/lang=<l>/...`), so a manifest or input
+# holding `../../x` must be refused here, in the contract, where every reader meets it.
+PARTITION_VALUE = re.compile(r"(?!\.+\Z)[A-Za-z0-9_.\-]+\Z")
+
+
+def check_partition_value(value: str, field: str = "partition value") -> str:
+    """`value` if it is a safe partition value, else ValueError naming it."""
+    if not isinstance(value, str) or not PARTITION_VALUE.match(value):
+        raise ValueError(f"{field} {value!r} is not a safe partition value (letters, digits, '_', '.', '-')")
+    return value
+
+
+def _plain_component(component: str) -> bool:
+    """A name (`part-00000.arrow`) or a Hive directory (`lang=en`) built only from safe names."""
+    return all(PARTITION_VALUE.match(side) for side in component.split("=", 1))
+
+
+def check_relative_path(path: str) -> str:
+    """`path` if it is a relative POSIX path that stays under its root (no '..', not absolute, no
+    backslash, every component a plain name), else ValueError: a manifest names files *inside* its set."""
+    if not isinstance(path, str) or not all(_plain_component(c) for c in path.split("/")):
+        raise ValueError(f"path {path!r} does not stay inside the shard set (relative plain names only, no '..')")
+    return path
 
 
 POOLED_LANG = "other"  # the partition of a domain's small languages (see OutputConfig.min_partition_bytes)
@@ -39,6 +66,19 @@ class ShardInfo(BaseModel):
     chars: int
     sha256: str
     langs: dict[str, Totals] | None = None
+
+    @field_validator("domain", "lang")
+    @classmethod
+    def _safe_partition(cls, value: str, info: Any) -> str:
+        return check_partition_value(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _path_under_its_partition(self) -> "ShardInfo":
+        check_relative_path(self.path)
+        prefix = f"domain={self.domain}/lang={self.lang}/"
+        if not self.path.startswith(prefix) or "/" in self.path[len(prefix):]:
+            raise ValueError(f"path {self.path!r} is not a file directly under {prefix}")
+        return self
 
 
 class Funnel(BaseModel):

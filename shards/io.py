@@ -14,9 +14,10 @@ import uuid
 from typing import Iterator
 
 import pyarrow as pa
+from pydantic import ValidationError
 
 from replaymill.schemas.document import DOC_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY
-from replaymill.schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo
+from replaymill.schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo, check_relative_path
 from replaymill.shards.fs import filesystem
 
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -28,6 +29,18 @@ class CorruptShardError(RuntimeError):
 
 class SchemaVersionError(ValueError):
     """A shard set or shard written with another document schema version than this replaymill reads."""
+
+
+class InvalidManifestError(ValueError):
+    """A `_manifest.json` that is not JSON or breaks the contract (e.g. a path that leaves its set)."""
+
+
+def first_error(error: ValidationError) -> str:
+    """The first problem pydantic found, as one line: `shards.0.lang: lang '../x' is not a safe ...`."""
+    first = error.errors()[0]
+    where = ".".join(map(str, first["loc"]))
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def check_schema_version(version: str | None, where: str) -> None:
@@ -75,7 +88,8 @@ def encode_table(table: pa.Table, schema: pa.Schema = DOC_SCHEMA, max_chunk_rows
 
 
 def write_shard(root: str, rel_path: str, table: pa.Table, domain: str, lang: str) -> ShardInfo:
-    """Write one shard atomically and describe it for the manifest."""
+    """Write one shard atomically and describe it for the manifest; `rel_path` must stay under `root`."""
+    check_relative_path(rel_path)
     data = encode_table(table)
     write_bytes_atomic(join(root, rel_path), data)
     tokens = table.column("n_tokens").to_pylist() if "n_tokens" in table.column_names else []
@@ -106,7 +120,11 @@ def read_manifest(root: str) -> Manifest:
     if not fs.exists(path):
         raise FileNotFoundError(f"no {MANIFEST_NAME} in {root}: not a finished replaymill shard set")
     with fs.open(path) as f:
-        manifest = Manifest.model_validate_json(f.read())
+        data = f.read()
+    try:
+        manifest = Manifest.model_validate_json(data)
+    except ValidationError as e:
+        raise InvalidManifestError(f"{path}: invalid manifest: {first_error(e)}") from None
     check_schema_version(manifest.schema_version, f"shard set {root}")
     return manifest
 

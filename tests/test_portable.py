@@ -73,22 +73,27 @@ def test_build_on_two_external_workers_equals_direct_runner(direct_build: Path, 
 
 
 def test_rerun_over_a_crashed_build_gives_the_same_manifest(direct_build: Path, tmp_path: Path, build_inputs):
-    """A build that died part-way: no manifest, a half-written temp file, a shard cut short, and
-    a shard of a different earlier run. The re-run must clear them and produce the same set."""
+    """A build that died part-way leaves its files in its staging directory (pipeline.staging): no
+    manifest, a half-written temp file, a shard cut short, and a shard of a different earlier run.
+    The re-run must clear them and produce the same set."""
+    from replaymill.pipeline.staging import OWNER_NAME, STAGING_NAME
+
     out = tmp_path / "out"
-    shutil.copytree(direct_build, out)
-    (out / "_manifest.json").unlink()
-    shards = sorted(out.glob("domain=*/lang=*/part-*.arrow"))
+    staging = out / STAGING_NAME
+    shutil.copytree(direct_build, staging)
+    (staging / "_manifest.json").unlink()
+    (staging / OWNER_NAME).write_text(json.dumps({"seal": "_manifest.json"}))
+    shards = sorted(staging.glob("domain=*/lang=*/part-*.arrow"))
     cut = shards[0]
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
     (shards[1].parent / (shards[1].name + ".tmp-0123456789abcdef")).write_bytes(b"half a shard")
-    stale = out / "domain=web" / "lang=xx" / "part-00007.arrow"
+    stale = staging / "domain=web" / "lang=xx" / "part-00007.arrow"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"a shard of an earlier, different run")
     shards[2].unlink()
 
     run_build(build_inputs, out, "--in-memory")
     assert manifest_core(out) == manifest_core(direct_build)
-    assert not list(out.rglob("*.tmp-*")) and not stale.exists()
+    assert not list(out.rglob("*.tmp-*")) and not staging.exists()
     for info in read_manifest(str(out)).shards:
         read_shard_bytes(str(out), info)

@@ -11,9 +11,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from replaymill.pipeline.options import make_options
-from replaymill.pipeline.sink import (
-    OutputExistsError, WriteManifest, WriteShards, num_buckets, prepare_output, row_bytes, split_by_size,
-)
+from replaymill.pipeline.sink import WriteManifest, WriteShards, num_buckets, row_bytes, split_by_size
 from replaymill.schemas.document import DOC_SCHEMA, new_document
 from replaymill.shards.io import read_manifest, read_shard_bytes
 
@@ -97,19 +95,6 @@ def test_rewrite_is_byte_identical_in_any_order(built, tmp_path):
     write(list(reversed(docs)), tmp_path / "again")
     first, again = read_manifest(str(out)), read_manifest(str(tmp_path / "again"))
     assert [s.model_dump() for s in first.shards] == [s.model_dump() for s in again.shards]
-
-
-def test_prepare_output_refuses_finished_set_and_clears_leftovers(built, tmp_path):
-    _, out = built
-    with pytest.raises(OutputExistsError):
-        prepare_output(str(out), overwrite=False)
-    partial = tmp_path / "partial"
-    (partial / "domain=web" / "lang=en").mkdir(parents=True)
-    (partial / "domain=web" / "lang=en" / "part-00003.arrow").write_bytes(b"stale")
-    (partial / "domain=web" / "lang=en" / "part-00004.arrow.tmp-abc").write_bytes(b"half")
-    (partial / "notes.txt").write_text("the user's own file")
-    removed = prepare_output(str(partial), overwrite=False)
-    assert len(removed) == 2 and (partial / "notes.txt").exists()
 
 
 def test_size_helpers():

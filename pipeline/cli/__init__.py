@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from replaymill import __version__
-from replaymill.pipeline.errors import InputError
+from replaymill.pipeline.errors import InputError, RunFailed
 
 SUBCOMMANDS: tuple[str, ...] = (  # workflow order, as `--help` lists them
     "replaymill.pipeline.cli.build",
@@ -40,6 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as e:  # UsageError (a command's flags) or a library job's pre-flight
+    except (InputError, RunFailed) as e:  # UsageError (a command's flags), a job's pre-flight, a failed gate
         print(f"replaymill {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)

@@ -38,3 +38,7 @@ def configure_logging() -> None:
     for name in (*PROGRESS_LOGGERS, WORKER_RELAY):
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger(WORKER_RELAY).addFilter(_WorkerLines())
+    from replaymill.pipeline.integrity import GateFailures
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(GateFailures())
