@@ -23,15 +23,17 @@ from replaymill.transforms.records import REJECT_REASONS
 # Stage keys in pipeline order; `quality:<rule set>` keys sit between "langid" and "other".
 FORMAT, LENGTH, LANGID, QUALITY, OTHER, EXACT, NEAR = "format", "length", "langid", "quality", "other", "exact", "near"
 TARGET, BUDGET = "target", "budget"  # a sample's funnel: outside the target mixture, not drawn by the budget
+DECONTAM = "decontaminate"
 STAGE_LABELS = {
     FORMAT: "format rejects", LENGTH: "length", LANGID: "language ID", OTHER: "other filters",
-    EXACT: "exact dedup", NEAR: "near dedup", TARGET: "not in the target", BUDGET: "not drawn (budget)",
+    DECONTAM: "decontamination", EXACT: "exact dedup", NEAR: "near dedup", TARGET: "not in the target",
+    BUDGET: "not drawn (budget)",
 }
 _LENGTH_REASONS = ("too_short", "too_long")
 _EXACT_REASONS = ("exact_duplicate",)
 _NEAR_REASONS = ("near_duplicate",)
 # The pipeline stage names reject records carry (`stage` field) that map straight onto a funnel stage.
-_RECORD_STAGES = {"read": FORMAT, "exact_dedup": EXACT, "near_dedup": NEAR}
+_RECORD_STAGES = {"read": FORMAT, "decontaminate": DECONTAM, "exact_dedup": EXACT, "near_dedup": NEAR}
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def enabled_stages(recipe: Any) -> list[str]:
         stages.append(LANGID)
     quality = r.get("quality") or {}
     stages += [f"{QUALITY}:{name}" for name, v in quality.items() if isinstance(v, dict) and v.get("enabled")]
+    if (r.get("decontaminate") or {}).get("eval_files"):
+        stages.append(DECONTAM)
     if (r.get("exact_dedup") or {}).get("enabled"):
         stages.append(EXACT)
     if (r.get("near_dedup") or {}).get("enabled"):
@@ -71,6 +75,8 @@ def stage_of_reason(reason: str, record_stage: str | None = None) -> str:
         return EXACT
     if reason in _NEAR_REASONS:
         return NEAR
+    if reason == "contaminated":
+        return DECONTAM
     if record_stage in _RECORD_STAGES:
         return _RECORD_STAGES[record_stage]
     if record_stage in (None, "annotate"):
@@ -87,7 +93,8 @@ def stage_of_reason(reason: str, record_stage: str | None = None) -> str:
 
 def _order(stage: str) -> tuple[int, str]:
     head = stage.split(":", 1)[0]
-    rank = {FORMAT: 0, LENGTH: 1, LANGID: 2, QUALITY: 3, OTHER: 4, EXACT: 5, NEAR: 6, TARGET: 7, BUDGET: 8}.get(head, 4)
+    rank = {FORMAT: 0, LENGTH: 1, LANGID: 2, QUALITY: 3, OTHER: 4, DECONTAM: 5, EXACT: 6, NEAR: 7, TARGET: 8,
+            BUDGET: 9}.get(head, 4)
     return rank, stage
 
 

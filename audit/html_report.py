@@ -16,7 +16,15 @@ import html
 import io
 from typing import Any
 
-from replaymill.audit.render import _domain_rows, _target_rows, human, pct, points
+from replaymill.audit.render import (
+    _domain_rows,
+    _target_rows,
+    contamination_rule,
+    human,
+    match_strength,
+    pct,
+    points,
+)
 
 MAX_LANGS_PLOTTED = 6  # languages shown separately in the stacked bars; the rest are "other"
 MIN_PANEL_DOCS = 10    # histogram panels need at least this many documents (and 1/50 of the largest)
@@ -455,14 +463,15 @@ def _html_contamination(report: dict[str, Any]) -> str:
     esc = html.escape
     out = ("<h2>Contamination</h2>"
            f"<p class=note>{cont['eval_docs_matched']:,} of {cont['eval_docs']:,} evaluation documents "
-           f"({esc(', '.join(cont['eval_files']))}) have a near duplicate in the corpus "
-           f"(MinHash {cont['num_perm']} permutations, {cont['bands']}&times;{cont['rows']} bands, "
-           f"word {cont['ngram']}-grams, estimated Jaccard &ge; {cont['threshold']}); "
-           f"{cont['corpus_docs_matched']:,} corpus documents overlap.</p>")
-    if cont["matches"]:
-        out += _table(["corpus id", "eval id", "eval file", "est. Jaccard", "corpus text"],
-                      [[esc(m["corpus_id"]), esc(m["eval_id"]), esc(m["eval_file"]), f"{m['jaccard']:.2f}",
-                        esc(m["sample"][:90])] for m in cont["matches"][:100]], left=(0, 1, 2, 4))
+           f"({esc(', '.join(cont['eval_files']))}) appear in the corpus ({esc(contamination_rule(cont))}); "
+           f"{cont['corpus_docs_matched']:,} corpus documents overlap. Per evaluation document, the corpus "
+           "documents that overlap it most:</p>")
+    rows = [[esc(e["eval_id"]), esc(e["eval_file"]), f"{e['corpus_docs']:,}", esc(m["corpus_id"]),
+             match_strength(m), esc(m["sample"][:120])]
+            for e in cont["by_eval"][:100] for m in e["matches"]]
+    if rows:
+        out += _table(["eval id", "eval file", "corpus docs", "corpus id", "overlap", "corpus text"],
+                      rows, left=(0, 1, 3, 5))
     return out
 
 

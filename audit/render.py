@@ -32,6 +32,22 @@ def human(n: float | int | None) -> str:
     return f"{n:.0f}" if n == int(n) else f"{n:.3g}"
 
 
+def contamination_rule(cont: dict[str, Any]) -> str:
+    """What counted as contamination in words, for either method of `audit.contamination`."""
+    if cont["method"] == "ngram":
+        rule = f"sharing at least {cont['min_ngrams']} word {cont['ngram']}-grams"
+        return rule + (f" and {pct(cont['min_overlap'])} of the item's" if cont["min_overlap"] else "")
+    return (f"near duplicates: estimated Jaccard >= {cont['threshold']}, MinHash {cont['bands']}x{cont['rows']} "
+            f"bands of word {cont['ngram']}-grams, P(candidate) at the threshold {cont['lsh_recall_at_threshold']:.2f}")
+
+
+def match_strength(m: dict[str, Any]) -> str:
+    """One overlap as text: shared n-grams and share of the item's, or the estimated Jaccard."""
+    if "ngrams" in m:
+        return f"{m['ngrams']:,} n-grams ({pct(m['overlap'])})"
+    return f"J {m['jaccard']:.2f}"
+
+
 def pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}%"
 
@@ -187,13 +203,16 @@ def _term_contamination(report: dict[str, Any], console) -> None:
     if not cont:
         return
     console.print(f"Contamination: {cont['eval_docs_matched']:,} of {cont['eval_docs']:,} evaluation documents "
-                  f"have a near duplicate in the corpus ({cont['corpus_docs_matched']:,} corpus documents, "
-                  f"Jaccard >= {cont['threshold']})")
-    if cont["matches"]:
-        table = _simple_table("Overlapping documents", ["corpus id", "eval id", "eval file", "est. Jaccard"],
-                              left=("eval id", "eval file"))
-        for m in cont["matches"][:20]:
-            table.add_row(m["corpus_id"], m["eval_id"], m["eval_file"], f"{m['jaccard']:.2f}")
+                  f"appear in the corpus ({contamination_rule(cont)}; {cont['corpus_docs_matched']:,} corpus documents)",
+                  soft_wrap=True)
+    if cont["by_eval"]:
+        table = _simple_table("Evaluation documents found in the corpus",
+                              ["eval id", "eval file", "corpus docs", "best corpus id", "overlap", "corpus text"],
+                              left=("eval id", "eval file", "best corpus id", "corpus text"))
+        for e in cont["by_eval"][:20]:
+            best = e["matches"][0]
+            table.add_row(e["eval_id"], e["eval_file"], f"{e['corpus_docs']:,}", best["corpus_id"],
+                          match_strength(best), best["sample"][:60])
         console.print(table)
 
 

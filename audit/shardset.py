@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from replaymill.audit.contamination import ContaminationIndex, ContaminationStats
 from replaymill.audit.funnel import merge_funnels
-from replaymill.audit.contamination import ContaminationStats, EvalIndex
 from replaymill.audit.stats import DISTINCT_COLUMNS, STAT_COLUMNS, AuditStats
 from replaymill.shards.reader import ShardSet
 
@@ -29,7 +29,7 @@ def is_shard_set(path: str) -> bool:
 
 
 def audit_shard_sets(
-    roots: list[str], *, distinct: bool = True, text_identity: str = "exact", index: EvalIndex | None = None,
+    roots: list[str], *, distinct: bool = True, text_identity: str = "exact", index: ContaminationIndex | None = None,
     verify: bool = True,
 ) -> tuple[AuditStats, ContaminationStats | None, dict[str, Any] | None]:
     """(stats, contamination tally, summed manifest funnel or None) over one or more shard sets.

@@ -1,5 +1,9 @@
 """The Annotate stage: language ID, quality signals, domain and token count, then the recipe's filters.
 
+Language ID is `transforms.langid_cascade.LanguageCascade`: fastText, and lingua where fastText is
+weak when the recipe's `langid.cascade` is on; `lang_model` says which decided, and Beam counters
+`fasttext` / `lingua` (namespace "langid") count the decisions.
+
 `kept, rejects = docs | "Annotate" >> Annotate(recipe)`. Documents travel in batches
 (`beam.BatchElements`) so fastText predicts a whole batch in one C++ call and Beam's per-element
 cost is paid once per batch; the fastText model is loaded once per worker in `setup()`. Every
@@ -11,7 +15,7 @@ not depend on batching, worker count or order.
 Filters, in order (the first that fails names the reason):
   too_short / too_long        text length outside quality.min_chars..max_chars
   lang_not_kept               language not in langid.keep (when a keep-list is given)
-  lang_score_low              fastText probability below langid.min_score
+  lang_score_low              the deciding model's score below langid.min_score
   <rule set>:<signal>         the first failing rule of an enabled quality rule set
   annotate_error              an unexpected exception on this one document (never seen; never a crash)
 """
@@ -25,7 +29,7 @@ from replaymill.pipeline import progress
 from replaymill.pipeline.rejects import REJECTS_TAG, RejectEmitter
 from replaymill.schemas.recipe import Recipe
 from replaymill.transforms.domains import tag_domain
-from replaymill.transforms.langid import LanguageIdentifier
+from replaymill.transforms.langid_cascade import LangResult, LanguageCascade
 from replaymill.transforms.quality import check_rules, compute_signals, quality_score
 from replaymill.transforms.tokens import count_tokens, estimate_tokens, load_tokenizer
 
@@ -50,13 +54,14 @@ class AnnotateBatchFn(beam.DoFn):
         self.quality = recipe.quality
         self._keep = frozenset(recipe.langid.keep) if recipe.langid.keep is not None else None
         # Fails at pipeline construction, on the driver, if the model path is wrong.
-        self._identifier = LanguageIdentifier(recipe.langid.model_path)
+        self._identifier = LanguageCascade(recipe.langid)
         self._progress = progress.reporter()
 
     def setup(self) -> None:
         self._identifier.load()
         self._rejects = RejectEmitter(STAGE, REJECTS)
         self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
+        self._decided = {model: beam.metrics.Metrics.counter("langid", model) for model in ("fasttext", "lingua")}
 
     def _length_reason(self, n_chars: int) -> tuple[str, str] | None:
         if n_chars < self.quality.min_chars:
@@ -72,8 +77,9 @@ class AnnotateBatchFn(beam.DoFn):
             return LANG_SCORE_LOW, f"lang {lang} score {score:.3f} < min_score {self.langid.min_score}"
         return None
 
-    def _finish(self, doc: dict[str, Any], lang: str, score: float) -> dict[str, Any] | tuple[str, str]:
+    def _finish(self, doc: dict[str, Any], language: LangResult) -> dict[str, Any] | tuple[str, str]:
         """The annotated copy of `doc`, or (reason, detail) when a filter drops it."""
+        lang, score = language.lang, language.score
         reason = self._lang_reason(lang, score)
         if reason is not None:
             return reason
@@ -87,6 +93,7 @@ class AnnotateBatchFn(beam.DoFn):
         out.update(
             lang=lang,
             lang_score=score,
+            lang_model=language.model,
             signals=signals,
             quality=quality_score(signals),
             domain=tag_domain(doc),
@@ -106,9 +113,10 @@ class AnnotateBatchFn(beam.DoFn):
         predictions = self._identifier.predict_batch([d["text"] for d in candidates])
         self._progress.add("annotate.docs", len(batch))
         kept = []
-        for doc, (lang, score) in zip(candidates, predictions):
+        for doc, language in zip(candidates, predictions):
+            self._decided[language.model].inc()
             try:
-                result = self._finish(doc, lang, score)
+                result = self._finish(doc, language)
             except Exception as e:  # one bad document must not end the run: dead-letter it
                 yield self._rejects.document(doc, ANNOTATE_ERROR, f"{type(e).__name__}: {e}")
                 continue

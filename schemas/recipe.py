@@ -6,8 +6,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from replaymill.schemas.decontam import DecontaminateConfig
 from replaymill.schemas.dedup import ExactDedupConfig, NearDedupConfig
-from replaymill.schemas.filters import LangIdConfig, QualityConfig
+from replaymill.schemas.filters import QualityConfig
+from replaymill.schemas.langid import LangIdConfig
 
 
 class OutputConfig(BaseModel):
@@ -34,6 +36,7 @@ class Recipe(BaseModel):
     description: str = ""
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     exact_dedup: ExactDedupConfig = Field(default_factory=ExactDedupConfig)
     near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

@@ -16,7 +16,14 @@ from typing import Iterator
 import pyarrow as pa
 from pydantic import ValidationError
 
-from replaymill.schemas.document import DOC_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from replaymill.schemas.document import (
+    ADDED_COLUMNS,
+    DOC_SCHEMA,
+    READABLE_SCHEMA_VERSIONS,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
+    upgrade_table,
+)
 from replaymill.schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo, check_relative_path
 from replaymill.shards.fs import filesystem
 
@@ -44,17 +51,18 @@ def first_error(error: ValidationError) -> str:
 
 
 def check_schema_version(version: str | None, where: str) -> None:
-    """Raise SchemaVersionError unless `version` is SCHEMA_VERSION.
+    """Raise SchemaVersionError unless `version` is one of READABLE_SCHEMA_VERSIONS.
 
     Columns are read by name, so a set built before a quality rule set was added (fewer `signals`
-    fields) is the same version; SCHEMA_VERSION changes only when a column is removed, renamed or
-    changes meaning, and then reading on would give wrong data silently.
+    fields) is the same version; SCHEMA_VERSION changes when a column is added, removed, renamed or
+    changes meaning. Older versions listed as readable are upgraded on read (columns added since
+    are null, `schemas.document.upgrade_table`); any other version would give wrong data silently.
     """
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
         found = f"schema version {version}" if version else "no replaymill schema version"
         raise SchemaVersionError(
-            f"{where}: {found}, this replaymill reads version {SCHEMA_VERSION}; "
-            "rebuild it with this version or read it with the replaymill that wrote it")
+            f"{where}: {found}, this replaymill reads versions {', '.join(READABLE_SCHEMA_VERSIONS)} "
+            f"(writes {SCHEMA_VERSION}); rebuild it with this version or read it with the replaymill that wrote it")
 
 
 def check_file_schema(schema: pa.Schema, where: str) -> None:
@@ -146,6 +154,9 @@ def iter_batches(data: bytes, columns: list[str] | None = None, where: str = "sh
     """Record batches of one shard's bytes (its schema version checked), optionally projected to `columns`."""
     reader = pa.ipc.open_file(pa.BufferReader(data))
     check_file_schema(reader.schema, where)
+    old = any(name not in reader.schema.names for name in ADDED_COLUMNS)
     for i in range(reader.num_record_batches):
         batch = reader.get_batch(i)
+        if old:  # an older version's shard: the columns added since read as nulls
+            batch = upgrade_table(pa.Table.from_batches([batch]), columns).combine_chunks().to_batches()[0]
         yield batch.select(columns) if columns else batch

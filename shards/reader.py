@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from replaymill.schemas.document import COLUMN_NAMES, DOC_SCHEMA
+from replaymill.schemas.document import COLUMN_NAMES, upgrade_table
 from replaymill.schemas.manifest import Manifest, ShardInfo
 from replaymill.shards.fs import filesystem
 from replaymill.shards.io import (
@@ -101,7 +101,7 @@ class ShardSet:
             return table
         reader = pa.ipc.open_file(pa.BufferReader(self._bytes(info)))
         check_file_schema(reader.schema, info.path)
-        table = reader.read_all()
+        table = upgrade_table(reader.read_all(), columns)
         if columns:
             table = table.select(columns)
         if table.num_rows != info.rows:
@@ -120,16 +120,17 @@ class ShardSet:
         every text. It is not verified here; the shard is verified when its rows are read.
         """
         self._check_columns(columns)
-        fields = [DOC_SCHEMA.get_field_index(c) for c in columns]
         try:
             with filesystem().open(join(self.root, info.path)) as f:
-                options = pa.ipc.IpcReadOptions(included_fields=fields)
-                reader = pa.ipc.open_file(pa.PythonFile(f, mode="r"), options=options)
-                check_file_schema(reader.schema, info.path)
-                table = reader.read_all()
+                file = pa.PythonFile(f, mode="r")
+                schema = pa.ipc.open_file(file).schema  # the file's own field order (older versions differ)
+                check_file_schema(schema, info.path)
+                fields = [schema.get_field_index(c) for c in columns if c in schema.names]
+                file.seek(0)
+                table = pa.ipc.open_file(file, options=pa.ipc.IpcReadOptions(included_fields=fields)).read_all()
         except (pa.ArrowInvalid, OSError) as e:
             raise CorruptShardError(f"{info.path}: not a readable Arrow IPC file ({e})") from None
-        table = table.select(columns)  # included_fields keeps schema order
+        table = upgrade_table(table, columns).select(columns)  # included_fields keeps schema order
         if table.num_rows != info.rows:
             raise CorruptShardError(f"{info.path}: {table.num_rows} rows, manifest says {info.rows}")
         return table

@@ -81,4 +81,4 @@ def test_raw_contamination_through_beam(raw_run):
     _, report = raw_run
     cont = report["contamination"]
     assert cont["eval_docs_matched"] == 1
-    assert [m["eval_id"] for m in cont["matches"]] == ["leak"] and cont["matches"][0]["jaccard"] == 1.0
+    assert [m["eval_id"] for m in cont["matches"]] == ["leak"] and cont["matches"][0]["overlap"] == 1.0

@@ -129,3 +129,19 @@ def test_config_banding():
     assert NearDedupConfig(threshold=0.7, num_perm=112).banding() == _optimal_param(0.7, 112, 0.5, 0.5)
     with pytest.raises(ValueError):
         NearDedupConfig(threshold=0.7, bands=14, rows=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.2, 0.95), st.sampled_from([64, 112, 128, 256]))
+def test_banding_for_recall_catches_pairs_at_the_threshold(threshold, num_perm):
+    from replaymill.transforms.lsh import banding_for_recall, false_positive_area
+
+    bands, rows = banding_for_recall(threshold, num_perm, 0.95)
+    assert bands * rows <= num_perm
+    assert catch_probability(threshold, bands, rows) >= 0.95
+    # among settings that reach the recall, none has fewer candidates below the threshold
+    fp = false_positive_area(threshold, bands, rows)
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            if catch_probability(threshold, b, r) >= 0.95:
+                assert false_positive_area(threshold, b, r) >= fp - 1e-9

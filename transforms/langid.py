@@ -110,13 +110,18 @@ class LanguageIdentifier:
         One C++ call for the whole batch: fastText's list API (its single-string path is also broken
         under NumPy 2).
         """
+        return [answers[0] for answers in self.predict_top_k(texts, 1)]
+
+    def predict_top_k(self, texts: Iterable[str], k: int) -> list[list[tuple[str, float]]]:
+        """The `k` most likely (code, probability) per text, best first (fewer when the model has
+        fewer labels); [("und", 0.0)] for empty or whitespace-only text. One C++ call per batch."""
         prepared = [prepare_text(t, self.max_chars) for t in texts]
         todo = [i for i, t in enumerate(prepared) if t]
-        out: list[tuple[str, float]] = [(UNDETERMINED, 0.0)] * len(prepared)
+        out: list[list[tuple[str, float]]] = [[(UNDETERMINED, 0.0)] for _ in prepared]
         if todo:
-            labels, probs = self.load().predict([prepared[i] for i in todo], k=1)
-            for i, label, prob in zip(todo, labels, probs):
-                out[i] = (normalize_label(label[0]), float(np.clip(prob[0], 0.0, 1.0)))
+            labels, probs = self.load().predict([prepared[i] for i in todo], k=k)
+            for i, labs, ps in zip(todo, labels, probs):
+                out[i] = [(normalize_label(lab), float(np.clip(p, 0.0, 1.0))) for lab, p in zip(labs, ps)]
         return out
 
     def predict(self, text: str) -> tuple[str, float]:

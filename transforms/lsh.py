@@ -78,6 +78,32 @@ def optimal_params(
     return pairs[int(np.argmin(np.concatenate(errors)))]
 
 
+def banding_for_recall(threshold: float, num_perm: int, recall: float = 0.95) -> tuple[int, int]:
+    """(bands, rows), bands*rows <= num_perm, that makes a pair of Jaccard `threshold` a candidate
+    with probability >= `recall`, with the fewest candidates below the threshold (FP area).
+
+    For a search that reports "Jaccard >= threshold" (the audit's contamination check), the S-curve
+    must already be high at the threshold; `optimal_params` instead centres the curve on it, so
+    about half the pairs right at the threshold are never even compared. Where no setting reaches
+    `recall` within `num_perm` (a very low threshold), the one catching the most at the threshold.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    if num_perm < 1:
+        raise ValueError(f"num_perm must be >= 1, got {num_perm}")
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=np.float64)
+    b, r = pairs[:, :1], pairs[:, 1:]
+    at = catch_probability(threshold, b[:, 0], r[:, 0])
+    ok = np.flatnonzero(at >= recall)
+    if ok.size == 0:
+        best = int(np.argmax(at))
+        return int(pairs[best, 0]), int(pairs[best, 1])
+    xl = _GRID * threshold
+    fp = _integrate(catch_probability(xl[None, :], b[ok], r[ok]), xl)
+    best = int(ok[np.argmin(fp)])
+    return int(pairs[best, 0]), int(pairs[best, 1])
+
+
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(n_docs, bands) uint64: a 64-bit hash of each band's `rows` signature values, vectorized."""
     n_docs, num_perm = signatures.shape

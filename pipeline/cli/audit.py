@@ -52,8 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a domain is short when its share is below target by more than X (default 0.01)")
     p.add_argument("--contamination", nargs="+", metavar="EVAL_FILE",
                    help="evaluation files (JSONL/JSON/text, optionally compressed) to look for in the corpus")
+    p.add_argument("--ngram", type=int, default=13, metavar="N",
+                   help="contamination by shared word N-grams (default 13, as GPT-3)")
+    p.add_argument("--min-ngrams", type=int, default=3, metavar="K",
+                   help="a corpus document overlaps an evaluation item when it holds at least K of its N-grams (default 3)")
+    p.add_argument("--min-overlap", type=float, default=0.0, metavar="F",
+                   help="... and they are at least this fraction of the item's N-grams (default 0)")
     p.add_argument("--min-jaccard", type=float, default=None, metavar="J",
-                   help="report overlaps with estimated Jaccard >= J (default 0.5)")
+                   help="instead, MinHash near duplicates with estimated Jaccard >= J; the LSH banding is chosen "
+                   "so a pair at J is a candidate with probability >= 0.95")
     p.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
     p.add_argument("--html", metavar="OUT.html", help="write a self-contained HTML report with plots")
     p.add_argument("--fail-if", metavar="GATES", help="comma-separated gates, e.g. max_tv=0.1,min_docs=1000")
@@ -88,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     options = command_options(args)
     start = time.perf_counter()
     report = audit(args.input + args.paths, target=args.target, by=args.by, tolerance=args.tolerance,
-                   contamination=args.contamination, min_jaccard=args.min_jaccard, fail_if=args.fail_if,
+                   contamination=args.contamination, min_jaccard=args.min_jaccard, ngram=args.ngram,
+                   min_ngrams=args.min_ngrams, min_overlap=args.min_overlap, fail_if=args.fail_if,
                    distinct=not args.no_distinct, text_identity=args.text_identity, verify=not args.no_verify,
                    work_dir=args.work_dir, runner=args.runner, options=options)
     log.info("audited %d documents in %.1f s", report["totals"]["docs"], time.perf_counter() - start)

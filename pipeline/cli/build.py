@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--near-dedup", action=argparse.BooleanOptionalAction, default=None,
                    help="turn MinHash near dedup on or off (overrides the recipe)")
     p.add_argument("--langs", metavar="CODES", help="comma-separated languages to keep, e.g. en,de (overrides the recipe)")
+    p.add_argument("--decontaminate", nargs="+", metavar="EVAL_FILE",
+                   help="drop documents sharing word 13-grams with these evaluation files (JSONL/JSON/text; "
+                   "overrides the recipe's decontaminate.eval_files)")
     p.add_argument("--tokenizer", metavar="PATH",
                    help="count n_tokens with this tokenizer (tokenizer.json or an HF tokenizer/model directory, "
                    "e.g. the base model's) instead of the built-in estimate; the manifest records which counted")
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = build(args.input, args.output, args.recipe, langs=args.langs.split(",") if args.langs else None,
                      near_dedup=args.near_dedup, max_shard_mb=args.max_shard_mb,
                      min_partition_mb=args.min_partition_mb, write_rejects=args.write_rejects,
+                     decontaminate=args.decontaminate,
                      tokenizer=args.tokenizer, overwrite=args.overwrite, demo_mb=args.demo_mb, runner=args.runner,
                      in_memory=args.in_memory, options=options, progress=True, notify=print)
     render_funnel(manifest)
