@@ -42,7 +42,7 @@ GATES: dict[str, tuple[str, Callable[[dict[str, Any]], float], str]] = {
     "min_tokens": ("min", lambda r: r["totals"]["tokens"], "tokens"),
     "max_dup_rate": ("max", _dup_rate, "largest of exact, near and HLL-estimated duplicate rates"),
     "max_contaminated": ("max", lambda r: _need(r, "contamination", "--contamination")["eval_docs_matched"],
-                         "evaluation documents with a near duplicate in the corpus"),
+                         "evaluation documents found in the corpus"),
     "max_contamination_rate": ("max", lambda r: _need(r, "contamination", "--contamination")["eval_rate"],
                                "fraction of evaluation documents with a near duplicate"),
 }

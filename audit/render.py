@@ -207,12 +207,12 @@ def _term_contamination(report: dict[str, Any], console) -> None:
                   soft_wrap=True)
     if cont["by_eval"]:
         table = _simple_table("Evaluation documents found in the corpus",
-                              ["eval id", "eval file", "corpus docs", "best corpus id", "overlap", "corpus text"],
-                              left=("eval id", "eval file", "best corpus id", "corpus text"))
+                              ["eval id", "eval file", "corpus docs", "best corpus id", "overlap"],
+                              left=("eval id", "eval file", "best corpus id"))
         for e in cont["by_eval"][:20]:
             best = e["matches"][0]
             table.add_row(e["eval_id"], e["eval_file"], f"{e['corpus_docs']:,}", best["corpus_id"],
-                          match_strength(best), best["sample"][:60])
+                          match_strength(best))
         console.print(table)
 
 
