@@ -14,6 +14,10 @@ a hang where outbound traffic is silently dropped); the FnApiRunner needs nothin
 
 Local worker processes run `pipeline.worker_setup` when they import the package: they watch the
 driver and exit when it dies, so a killed `replaymill` leaves no worker writing into its output.
+
+`DaskRunner` (by name, or Beam's own class path) is replaymill's translation onto dask.distributed
+(`pipeline.dask_runner`): Beam's own DaskRunner silently loses or mixes elements on these
+pipelines, so it is never handed to Beam. It needs the `dask` extra.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from replaymill.pipeline.errors import InputError
 from replaymill.pipeline.worker_setup import start_watchdog
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
+DASK_RUNNER = "replaymill.pipeline.dask_runner.DaskRunner"
+DASK_RUNNER_NAMES = ("DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner", DASK_RUNNER)
 RUNNING_MODES = ("multi_processing", "in_memory", "multi_threading")
 PROGRESS_LOGGERS = ("replaymill",)
 
@@ -42,6 +48,8 @@ def make_options(
     if running_mode not in RUNNING_MODES:
         raise ValueError(f"running mode must be one of {', '.join(RUNNING_MODES)}, not {running_mode!r}")
     local = runner in LOCAL_RUNNERS
+    if runner in DASK_RUNNER_NAMES:
+        runner = dask_runner_path()
     flags = [
         f"--runner={'FnApiRunner' if local else runner}",
         # Workers log replaymill's progress at INFO and Beam's own chatter only from WARNING up;
@@ -57,6 +65,15 @@ def make_options(
         if running_mode == "multi_processing":
             start_watchdog()  # worker processes end with this driver, even a SIGKILLed one
     return PipelineOptions(flags, save_main_session=False, pipeline_type_check=True)
+
+
+def dask_runner_path() -> str:
+    """replaymill's Dask runner, imported here so its `--dask_*` flags parse; ValueError without dask."""
+    try:
+        import replaymill.pipeline.dask_runner  # noqa: F401 - registers DaskOptions with Beam
+    except ImportError as e:
+        raise ValueError(f"the Dask runner needs dask.distributed ({e}); install it with: pip install 'replaymill[dask]'") from e
+    return DASK_RUNNER
 
 
 def job_options(

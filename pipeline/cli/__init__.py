@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from replaymill import __version__
@@ -23,8 +24,26 @@ SUBCOMMANDS: tuple[str, ...] = (  # workflow order, as `--help` lists them
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Words after the first `--` are the runner's own Beam flags (`beam_args`), whatever comes
+    before: argparse alone cannot give them to `beam_args` after a variable-length positional
+    (`audit PATH... --runner R -- --flag` was refused, or the flag taken for a PATH)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if "--" not in args:
+            return super().parse_known_args(args, namespace)
+        cut = args.index("--")
+        namespace, extras = super().parse_known_args(args[:cut], namespace)
+        if hasattr(namespace, "beam_args"):
+            namespace.beam_args = [*(namespace.beam_args or []), *args[cut + 1:]]
+        else:
+            extras += args[cut:]
+        return namespace, extras
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="replaymill",
         description="Build replay corpora from open pre-training data, sample them toward a base "
         "model's original mixture, fine-tune with replay, and audit what a corpus contains.",
@@ -36,8 +55,22 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Directory arguments that Beam workers open: a relative local path would name a different place
+# in a worker whose working directory is not this one (a Dask or portable worker), so it is made
+# absolute once, here. Input globs are made absolute where they are matched (pipeline.sources).
+WORKER_PATH_ARGS = ("output", "shards", "work_dir")
+
+
+def absolute_local_paths(args: argparse.Namespace) -> None:
+    for name in WORKER_PATH_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and "://" not in value:
+            setattr(args, name, os.path.abspath(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    absolute_local_paths(args)
     try:
         return int(args.func(args) or 0)
     except (InputError, RunFailed) as e:  # UsageError (a command's flags), a job's pre-flight, a failed gate
