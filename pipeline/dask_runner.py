@@ -33,9 +33,11 @@ in which a PCollection is a list of partition keys:
 * The run waits on every PCollection nothing consumes, so no branch is skipped; counters are
   collected from the workers when asked (`result.metrics()`, while running or after).
 
+* Read (a bounded source, e.g. ReadFromText): split on the driver, one task per bundle.
+
 What this cannot run exactly (windowing other than global, triggers, stateful or splittable DoFns,
-batched DoFns, unbounded or `beam.io.Read` sources, other runner primitives, keys without a
-deterministic coder) is refused before anything runs, in one line naming the transform.
+batched DoFns, unbounded sources, other runner primitives, keys without a deterministic coder) is
+refused before anything runs, in one line naming the transform.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ import apache_beam as beam
 from apache_beam import coders, typehints
 from apache_beam.internal import pickler
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.iobase import BoundedSource
 from apache_beam.metrics.execution import MetricsContainer
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor, PTransformOverride
@@ -98,6 +101,21 @@ class _GroupByKey(beam.PTransform):
         return typehints.KV[key_type, typehints.Iterable[value_type]]
 
 
+class _ReadSource(_Read):
+    """Beam's Read placeholder with the global windowing its output has (Beam's own lacks it)."""
+
+    def get_windowing(self, inputs: Any) -> Windowing:
+        return Windowing(GlobalWindows())
+
+
+class _ReadOverride(PTransformOverride):
+    def matches(self, applied: AppliedPTransform) -> bool:
+        return type(applied.transform) is beam.io.Read
+
+    def get_replacement_transform_for_applied_ptransform(self, applied: AppliedPTransform) -> beam.PTransform:
+        return _ReadSource(applied.transform.source)
+
+
 class _GroupByKeyOverride(PTransformOverride):
     def matches(self, applied: AppliedPTransform) -> bool:
         return type(applied.transform) is beam.GroupByKey
@@ -107,8 +125,9 @@ class _GroupByKeyOverride(PTransformOverride):
 
 
 def overrides() -> list[PTransformOverride]:
-    """Ours first (GroupByKey as one primitive), then Beam's (Create, Reshuffle, Read, Flatten)."""
-    return [_GroupByKeyOverride(), *dask_overrides()]
+    """Ours first (GroupByKey as one primitive, Read with its windowing), then Beam's (Create,
+    Reshuffle, Flatten)."""
+    return [_GroupByKeyOverride(), _ReadOverride(), *dask_overrides()]
 
 
 def _is_global(windowing: Windowing) -> bool:
@@ -126,7 +145,19 @@ def _refusal(node: AppliedPTransform) -> str | None:
     """Why `node` (a leaf of the overridden pipeline) cannot run here exactly, or None."""
     t = node.transform
     what = f"{node.full_label!r} ({type(t).__name__})"
-    for pcoll in node.outputs.values():
+    if isinstance(t, _Read):  # its output is always in the global window
+        return None if isinstance(t.source, BoundedSource) else f"{what} reads an unbounded source"
+    if isinstance(t, beam.ParDo):
+        sig = DoFnSignature(t.fn)
+        if sig.is_stateful_dofn() or sig.has_timers():
+            return f"{what} is a stateful DoFn or uses timers"
+        if sig.is_splittable_dofn():
+            return f"{what} is a splittable DoFn"
+        if t.fn._process_batch_defined or getattr(sig.process_method.method_value, "_beam_yields_batches", False):
+            return f"{what} processes or yields batches (process_batch)"
+    elif type(t) not in (_Create, _Flatten, _Reshuffle, _GroupByKey, Impulse):
+        return f"{what} is a runner primitive this translation does not know"
+    for pcoll in node.outputs.values():  # WindowInto (a ParDo) is accepted only into the global window
         if not pcoll.is_bounded:
             return f"{what} produces an unbounded PCollection; only batch pipelines run on Dask"
         if not _is_global(pcoll.windowing):
@@ -136,21 +167,7 @@ def _refusal(node: AppliedPTransform) -> str | None:
             key_coder(node)
         except ValueError as e:
             return f"{what} has keys without a deterministic coder ({e})"
-        return None
-    if type(t) in (_Create, _Flatten, _Reshuffle, Impulse) or isinstance(t, beam.WindowInto):
-        return None  # WindowInto: its output's windowing was checked above
-    if type(t) is _Read:
-        return f"{what} reads a Beam source (beam.io.Read), which this translation does not split"
-    if isinstance(t, beam.ParDo):
-        sig = DoFnSignature(t.fn)
-        if sig.is_stateful_dofn() or sig.has_timers():
-            return f"{what} is a stateful DoFn or uses timers"
-        if sig.is_splittable_dofn():
-            return f"{what} is a splittable DoFn"
-        if t.fn._process_batch_defined or getattr(sig.process_method.method_value, "_beam_yields_batches", False):
-            return f"{what} processes or yields batches (process_batch)"
-        return None
-    return f"{what} is a runner primitive this translation does not know"
+    return None
 
 
 class _Check(PipelineVisitor):
@@ -215,16 +232,29 @@ _options_set: set[str] = set()            # run ids whose options FileSystems ha
 _metrics: dict[str, dict[Any, Any]] = {}  # run id -> {task key: that bundle's MetricUpdates}
 
 
+def _set_options(run_id: str, options: PipelineOptions) -> None:
+    """As a Beam SDK worker does at start-up: s3:// endpoints, GCS project, ... for FileSystems."""
+    if run_id not in _options_set:
+        FileSystems.set_options(options)
+        _options_set.add(run_id)
+
+
 def _spec(digest: str, payload: bytes) -> _ParDoSpec:
     with _lock:
         spec = _specs.get(digest)
         if spec is None:
             spec = _specs[digest] = pickler.loads(payload)
-        if spec.run_id not in _options_set:
-            # As a Beam SDK worker does at start-up: s3:// endpoints, GCS project, ... for FileSystems.
-            FileSystems.set_options(spec.options)
-            _options_set.add(spec.run_id)
+        _set_options(spec.run_id, spec.options)
         return spec
+
+
+def _read_bundle(run_id: str, payload: bytes) -> list:
+    """One bundle of a split bounded source (`beam.io.Read`, e.g. ReadFromText)."""
+    bundle, options = pickler.loads(payload)
+    with _lock:
+        _set_options(run_id, options)
+    tracker = bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)
+    return list(bundle.source.read(tracker))
 
 
 def _take_dofn(digest: str, payload: bytes) -> tuple[beam.DoFn, bool]:
@@ -330,6 +360,7 @@ class _Translate(PipelineVisitor):
         self.graph: dict[Any, Any] = {}
         self.parts: dict[beam.PCollection, list[Any]] = {}
         self.consumed: set[beam.PCollection] = set()
+        self.spread: list[Any] = []  # partition keys to place round-robin over the workers' threads
         self._n = 0
 
     def _name(self, what: str) -> str:
@@ -354,8 +385,11 @@ class _Translate(PipelineVisitor):
             values = list(t.values)
             n = max(1, min(len(values), self.partitions))
             keys = [(name, i) for i in range(n)]
+            self.spread += keys
             for i, key in enumerate(keys):
                 self.graph[key] = _lit(values[i * len(values) // n:(i + 1) * len(values) // n])
+        elif isinstance(t, _Read):
+            keys = self._read(name, t.source)
         elif type(t) is Impulse:
             keys = [(name, 0)]
             self.graph[keys[0]] = _lit([b""])
@@ -376,6 +410,39 @@ class _Translate(PipelineVisitor):
         (pcoll,) = node.outputs.values()
         self.parts[pcoll] = keys
 
+    def placed_graph(self, workers: dict[str, int]) -> Any:
+        """The graph with output partition j of every root and shuffle preferring the j-th worker
+        thread (round-robin over workers, `allow_other_workers`): a dask worker otherwise keeps
+        tiny inputs' successors where the inputs are, so a Reshuffle of a few work items would not
+        spread the reading, and one worker would do it all."""
+        from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+        slots = [w for round_ in range(max(workers.values(), default=1))
+                 for w in sorted(workers) if workers[w] > round_] or [None]
+        placed: dict[str, dict[Any, Any]] = {}
+        for key in self.spread:
+            worker = slots[key[-1] % len(slots)]
+            if worker is not None:
+                placed.setdefault(worker, {})[key] = self.graph[key]
+        rest = {k: v for k, v in self.graph.items() if not any(k in d for d in placed.values())}
+        layers = {"graph": MaterializedLayer(rest)}
+        for i, (worker, tasks) in enumerate(sorted(placed.items())):
+            layers[f"on-worker-{i}"] = MaterializedLayer(tasks, annotations={"workers": [worker], "allow_other_workers": True})
+        return HighLevelGraph(layers, {name: set() for name in layers})
+
+    def _read(self, name: str, source: BoundedSource) -> list[Any]:
+        """The source split on the driver into about `partitions` bundles (at least 1 MB each)."""
+        size = source.estimate_size() or 0
+        bundles = list(source.split(desired_bundle_size=max(1 << 20, size // self.partitions)))
+        keys = [(name, i) for i in range(len(bundles))]
+        self.spread += keys
+        for key, bundle in zip(keys, bundles):
+            self.graph[key] = (_read_bundle, _lit(self.run_id), _lit(pickler.dumps((bundle, self.options))))
+        if not keys:
+            keys = [(name, 0)]
+            self.graph[keys[0]] = _lit([])
+        return keys
+
     def _shuffle(self, name: str, keys_in: list[Any], split: Any, join: Any) -> list[Any]:
         """Each input partition split into `partitions` buckets, bucket j of every input joined into
         output partition j; one small getitem task per (input, bucket) so that only bucket j moves."""
@@ -386,6 +453,7 @@ class _Translate(PipelineVisitor):
             for j in range(n):
                 self.graph[(f"{name}/bucket", i, j)] = (operator.getitem, (f"{name}/split", i), j)
         out = [(name, j) for j in range(n)]
+        self.spread += out
         for j, key in enumerate(out):
             self.graph[key] = (join, *[(f"{name}/bucket", i, j) for i in range(len(keys_in))])
         return out
@@ -437,6 +505,13 @@ class DaskResult(PipelineResult):
                 metrics.commit_physical(None, update)
         return metrics
 
+    @property
+    def state(self) -> str:
+        """Live: a progress loop polls this until the run is over, then calls wait_until_finish."""
+        if self._state == PipelineState.RUNNING and self._future.done():
+            return PipelineState.FAILED if self._future.status == "error" else PipelineState.DONE
+        return self._state
+
     def wait_until_finish(self, duration: int | None = None) -> str:
         if self._state != PipelineState.RUNNING:
             return self._state
@@ -477,10 +552,11 @@ class DaskRunner(BeamDaskRunner):
         partitions = DaskOptions._extract_bag_kwargs(dask_options).get("npartitions")
         client = distributed.Client(**dask_options)
         try:
-            translate = _Translate(uuid.uuid4().hex, partitions or sum(client.nthreads().values()) or 1, options)
+            threads = client.nthreads()
+            translate = _Translate(uuid.uuid4().hex, partitions or sum(threads.values()) or 1, options)
             pipeline.visit(translate)
             final = translate.final()
-            future = client.get(translate.graph, final, sync=False)
+            future = client.get(translate.placed_graph(threads), final, sync=False)
         except BaseException:
             client.close()
             raise

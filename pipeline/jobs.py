@@ -34,6 +34,14 @@ def _first_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
+def worker_path(path: str) -> str:
+    """A local path made absolute: workers open it too, and a Dask or portable worker's working
+    directory is not the caller's (gs://, s3:// and other URLs pass unchanged)."""
+    import os
+
+    return path if "://" in path else os.path.abspath(path)
+
+
 def _options(options: PipelineOptions | None, runner: str, workers: int, in_memory: bool,
              beam_args: list[str] | None) -> PipelineOptions:
     from replaymill.pipeline.options import job_options
@@ -154,6 +162,7 @@ def build(
     from replaymill.shards.io import read_manifest
 
     options = _options(options, runner, workers, in_memory, beam_args)
+    output = worker_path(output)
     files: list[str] = []
     if inputs:
         files = check_inputs(list(inputs))
@@ -271,6 +280,7 @@ def sample(
     if (tokens is None) == (docs is None):
         raise InputError("give exactly one budget: tokens or docs")
     options = _options(options, runner, workers, in_memory, beam_args)
+    shards, output = worker_path(shards), worker_path(output)
     budget = tokens if tokens is not None else docs
     budget_by = "tokens" if tokens is not None else "docs"
     if budget <= 0:
@@ -486,6 +496,7 @@ def audit(
     from replaymill.audit.stats import AuditStats
 
     options = _options(options, runner, workers, in_memory, beam_args)
+    work_dir = worker_path(work_dir) if work_dir else None
     shard_sets = [p for p in paths if is_shard_set(p)]
     raw = [p for p in paths if p not in shard_sets]
     if raw:
@@ -545,6 +556,7 @@ def reshard(
     from replaymill.pipeline.staging import staged_run
 
     options = _options(options, runner, workers, in_memory, beam_args)
+    output = worker_path(output)
     try:
         specs = match_inputs(list(inputs))
     except FileNotFoundError as e:

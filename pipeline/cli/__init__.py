@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from replaymill import __version__
@@ -55,22 +54,8 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Directory arguments that Beam workers open: a relative local path would name a different place
-# in a worker whose working directory is not this one (a Dask or portable worker), so it is made
-# absolute once, here. Input globs are made absolute where they are matched (pipeline.sources).
-WORKER_PATH_ARGS = ("output", "shards", "work_dir")
-
-
-def absolute_local_paths(args: argparse.Namespace) -> None:
-    for name in WORKER_PATH_ARGS:
-        value = getattr(args, name, None)
-        if isinstance(value, str) and "://" not in value:
-            setattr(args, name, os.path.abspath(value))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    absolute_local_paths(args)
     try:
         return int(args.func(args) or 0)
     except (InputError, RunFailed) as e:  # UsageError (a command's flags), a job's pre-flight, a failed gate
