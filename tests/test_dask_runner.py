@@ -93,6 +93,7 @@ def dask_build(corpus, dask_cluster, tmp_path_factory) -> Path:
     return build(corpus, tmp_path_factory.mktemp("dask") / "out", *dask_args(dask_cluster))
 
 
+@pytest.mark.slow
 def test_work_runs_on_both_workers_and_counters_come_back(dask_cluster, tmp_path: Path):
     _, pids = dask_cluster
     options = make_options("DaskRunner", beam_args=[f"--dask_client_address={dask_cluster[0]}"])
@@ -116,6 +117,7 @@ def test_work_runs_on_both_workers_and_counters_come_back(dask_cluster, tmp_path
     assert counter.committed == 500
 
 
+@pytest.mark.slow
 def test_build_on_dask_equals_direct_runner(direct_build: Path, dask_build: Path):
     direct = manifest_core(direct_build)
     funnel = direct["funnel"]
@@ -125,6 +127,7 @@ def test_build_on_dask_equals_direct_runner(direct_build: Path, dask_build: Path
     assert rejects(dask_build) == rejects(direct_build) and len(rejects(direct_build)) == 4
 
 
+@pytest.mark.slow
 def test_sample_on_dask_equals_direct_runner(dask_build: Path, dask_cluster, tmp_path: Path, shared_data):
     weights = tmp_path / "weights.yaml"
     weights.write_text("weights: {web: 0.7, news: 0.3}\n")
@@ -142,6 +145,7 @@ def test_sample_on_dask_equals_direct_runner(dask_build: Path, dask_cluster, tmp
         assert outs[0] == outs[1] and outs[0]["total"]["docs"] in (30, 8)
 
 
+@pytest.mark.slow
 def test_audit_on_dask_equals_direct_runner(corpus, dask_cluster, tmp_path: Path):
     reports = []
     for name, runner in (("direct", ["--in-memory"]), ("dask", dask_args(dask_cluster))):
