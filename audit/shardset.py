@@ -9,6 +9,7 @@ accumulators merge across processes (`AuditStats.merge`), exactly as the Beam au
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from replaymill.audit.contamination import ContaminationIndex, ContaminationStats
@@ -30,12 +31,12 @@ def is_shard_set(path: str) -> bool:
 
 def audit_shard_sets(
     roots: list[str], *, distinct: bool = True, text_identity: str = "exact", index: ContaminationIndex | None = None,
-    verify: bool = True,
+    verify: bool = True, on_rows: Callable[[int], None] | None = None,
 ) -> tuple[AuditStats, ContaminationStats | None, dict[str, Any] | None]:
     """(stats, contamination tally, summed manifest funnel or None) over one or more shard sets.
 
     `text_identity` defaults to "exact": a built set was deduplicated on normalized text already
-    (see `audit.stats.DistinctSketches`)."""
+    (see `audit.stats.DistinctSketches`). `on_rows(n)` hears each batch of rows scanned (progress)."""
     stats = AuditStats(distinct=distinct, text_identity=text_identity)
     cont = ContaminationStats() if index is not None else None
     columns = list(STAT_COLUMNS)
@@ -51,6 +52,8 @@ def audit_shard_sets(
             table = shardset.read_table(info, columns)
             for batch in table.to_batches(max_chunksize=BATCH_ROWS):
                 stats.add_table(batch)
+                if on_rows is not None:
+                    on_rows(batch.num_rows)
                 if index is not None:
                     cont.add(index.query(batch.column("id").to_pylist(), batch.column("text").to_pylist()))
     funnel = merge_funnels(funnels)

@@ -143,12 +143,22 @@ class AuditCorpus(beam.PTransform):
 
 
 def run_audit(patterns: list[str], out_path: str, options, *, distinct: bool = True,
-              text_identity: str = "normalized", index: ContaminationIndex | None = None) -> None:
-    """Run the audit pipeline; the combined result is the single file `out_path` (any Beam filesystem)."""
-    with beam.Pipeline(options=options) as p:
+              text_identity: str = "normalized", index: ContaminationIndex | None = None, progress: bool = False,
+              runner: str = "DirectRunner") -> None:
+    """Run the audit pipeline; the combined result is the single file `out_path` (any Beam filesystem).
+    `progress`: bars with an ETA (input bytes read, documents tagged) on a terminal."""
+    from replaymill.pipeline.progress import ProgressView, Task, graph_reporting
+    from replaymill.pipeline.sources import match_inputs
+
+    size = sum(s.size for s in match_inputs(patterns))
+    view = ProgressView([Task("read.bytes", "read", total=size or None, unit="bytes", detail={"read.docs": "docs"}),
+                         Task("annotate.docs", "tag", unit="docs")], enabled=None if progress else False)
+    p = beam.Pipeline(options=options)
+    with graph_reporting(view, runner):
         (p
          | "Audit" >> AuditCorpus(patterns, distinct=distinct, text_identity=text_identity, index=index)
          | "Write" >> beam.io.WriteToText(out_path, shard_name_template="", num_shards=1))
+    view.run(p)
 
 
 def read_result(path: str) -> tuple[AuditStats, ContaminationStats | None]:

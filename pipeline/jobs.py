@@ -432,7 +432,7 @@ def _expand(patterns: list[str]) -> list[str]:
 
 
 def _audit_raw(patterns: list[str], options: PipelineOptions, work_dir: str | None, index, *, distinct: bool,
-               identity: str):
+               identity: str, progress: bool = False, runner: str = "DirectRunner"):
     """Run the Beam audit over raw patterns; returns (stats, contamination tally)."""
     from apache_beam.io.filesystems import FileSystems
 
@@ -441,13 +441,31 @@ def _audit_raw(patterns: list[str], options: PipelineOptions, work_dir: str | No
     local_tmp = None if work_dir else tempfile.mkdtemp(prefix="replaymill-audit-")
     result = FileSystems.join(work_dir or local_tmp, f"audit-{uuid.uuid4().hex}.json")
     try:
-        run_audit(patterns, result, options, distinct=distinct, text_identity=identity, index=index)
+        run_audit(patterns, result, options, distinct=distinct, text_identity=identity, index=index,
+                  progress=progress, runner=runner)
         return read_result(result)
     finally:
         if local_tmp:
             shutil.rmtree(local_tmp, ignore_errors=True)
         elif FileSystems.exists(result):
             FileSystems.delete([result])
+
+
+def _scan_shard_sets(roots: list[str], *, distinct: bool, identity: str, index, verify: bool, progress: bool):
+    """`audit_shard_sets` under a bar of rows scanned against the manifests' total (with an ETA)."""
+    from replaymill.audit.shardset import audit_shard_sets
+    from replaymill.pipeline.progress import ProgressReporter, ProgressView, Task
+    from replaymill.shards.io import read_manifest
+
+    rows = sum(read_manifest(root).total.docs for root in roots)
+    view = ProgressView([Task("audit.rows", "scan", total=rows or None, unit="rows")],
+                        enabled=None if progress else False)
+    with view:
+        reporter = ProgressReporter(view.channel, metrics=False)
+        result = audit_shard_sets(roots, distinct=distinct, text_identity=identity, index=index, verify=verify,
+                                  on_rows=lambda n: reporter.add("audit.rows", n))
+        reporter.flush()
+    return result
 
 
 def merge_raw_funnel(funnel: dict, raw_stats) -> None:
@@ -478,6 +496,7 @@ def audit(
     in_memory: bool = False,
     beam_args: list[str] | None = None,
     options: PipelineOptions | None = None,
+    progress: bool = False,
 ) -> dict:
     """The audit report (a JSON-ready dict) of shard sets and/or raw corpora.
 
@@ -487,12 +506,13 @@ def audit(
     at least `min_ngrams` word `ngram`-grams (and `min_overlap` of an item's) with them, or with
     `min_jaccard` their MinHash near duplicates instead, `fail_if` (e.g. "max_tv=0.1,min_docs=1000") the gates: `report["gates"]
     ["passed"]` says whether they held. Raises InputError before any work when something given is
-    unusable.
+    unusable. `progress` shows bars with an ETA on a terminal (rows of shard sets scanned; bytes of
+    raw input read).
     """
     from replaymill.audit.compare import amounts_by_key, compare_to_target, counted_as
     from replaymill.audit.gates import GateError, apply_gates
     from replaymill.audit.report import build_report
-    from replaymill.audit.shardset import audit_shard_sets, is_shard_set
+    from replaymill.audit.shardset import is_shard_set
     from replaymill.audit.stats import AuditStats
 
     options = _options(options, runner, workers, in_memory, beam_args)
@@ -508,10 +528,11 @@ def audit(
     identity = text_identity or ("exact" if not raw else "normalized")
     stats, cont, funnel = AuditStats(distinct=distinct, text_identity=identity), None, None
     if shard_sets:
-        stats, cont, funnel = audit_shard_sets(shard_sets, distinct=distinct, text_identity=identity,
-                                               index=index, verify=verify)
+        stats, cont, funnel = _scan_shard_sets(shard_sets, distinct=distinct, identity=identity, index=index,
+                                               verify=verify, progress=progress)
     if raw:
-        raw_stats, raw_cont = _audit_raw(raw, options, work_dir, index, distinct=distinct, identity=identity)
+        raw_stats, raw_cont = _audit_raw(raw, options, work_dir, index, distinct=distinct, identity=identity,
+                                         progress=progress, runner=runner)
         stats.merge(raw_stats)
         cont = raw_cont if cont is None else (cont.merge(raw_cont) if raw_cont else cont)
         if funnel is not None:
@@ -545,9 +566,12 @@ def reshard(
     in_memory: bool = False,
     beam_args: list[str] | None = None,
     options: PipelineOptions | None = None,
+    progress: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> str:
     """Rewrite compressed JSONL `inputs` as `parts` zstd parts (default: about `part_mb` of input
-    each) in `output`, so a later build reads them in parallel; returns the summary file's path."""
+    each) in `output`, so a later build reads them in parallel; returns the summary file's path.
+    `progress` shows a bar of input bytes read (with an ETA) on a terminal."""
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
@@ -564,9 +588,17 @@ def reshard(
     if parts is not None and parts < 1:
         raise InputError("the number of parts must be at least 1")
     num_parts = parts or parts_for(sum(s.size for s in specs), int(part_mb * 1024 * 1024))
-    logging.getLogger("replaymill.reshard").info("%d input file(s) -> %d part(s) in %s", len(specs), num_parts, output)
+    size = sum(s.size for s in specs)
+    (notify or logging.getLogger("replaymill.reshard").info)(
+        f"reshard: {len(specs)} input file(s), {size / 1e6:,.1f} MB -> {num_parts} part(s) in {output}")
+    from replaymill.pipeline.progress import ProgressView, Task, graph_reporting
+
+    view = ProgressView([Task("read.bytes", "read", total=size or None, unit="bytes", detail={"reshard.lines": "lines"})],
+                        enabled=None if progress else False)
     # Written aside and swapped in whole; refused if the output is or holds an input.
-    with staged_run(output, SUMMARY_NAME, overwrite=overwrite, inputs=[s.path for s in specs]) as staged, \
-            beam.Pipeline(options=options) as p:
-        p | "Reshard" >> Reshard([s.path for s in specs], staged.staging, num_parts)
+    with staged_run(output, SUMMARY_NAME, overwrite=overwrite, inputs=[s.path for s in specs]) as staged:
+        p = beam.Pipeline(options=options)
+        with graph_reporting(view, runner):
+            p | "Reshard" >> Reshard([s.path for s in specs], staged.staging, num_parts)
+        view.run(p)
     return FileSystems.join(output, SUMMARY_NAME)

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 
+from replaymill.pipeline import progress
 from replaymill.pipeline.integrity import check_parts, count_part
 from replaymill.pipeline.readers import (
     LINE_FORMATS, SourceLine, is_truncation, iter_jsonl_lines, line_is_whole, work_item,
@@ -65,9 +66,17 @@ class _StreamLines(beam.DoFn):
     def __init__(self, max_line_bytes: int):
         self.max_line_bytes = max_line_bytes
         self._rejects = RejectEmitter(STAGE, REJECTS)
+        self._progress = progress.reporter()
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
 
     def process(self, path: str) -> Iterator[Any]:
         item = work_item(path, path)
+        with progress.metering(self._progress, "read.bytes", compressed=bool(item.codec)):
+            yield from self._lines(item, path)
+
+    def _lines(self, item, path: str) -> Iterator[Any]:
         if item.fmt not in LINE_FORMATS:
             yield self._reject(UNSUPPORTED_FORMAT, path, f"{item.name}: a {item.fmt} file holds no JSON lines to copy")
             return
@@ -81,6 +90,7 @@ class _StreamLines(beam.DoFn):
                                        id=f"{entry.name}@{entry.line.offset}", sample=entry.line.data[:800])
                 elif not is_blank_line(entry.line.data):
                     lines += 1
+                    self._progress.add("reshard.lines")
                     yield entry.line.data.rstrip(b"\r\n")
         except Exception as exc:  # noqa: BLE001 - a cut or corrupt input keeps the lines before the damage
             reason = TRUNCATED_FILE if is_truncation(exc) else UNREADABLE_FILE

@@ -108,3 +108,24 @@ def test_build_reports_bytes_documents_and_rows_while_running(tmp_path, mode, wo
     assert counts["read.docs"] == 40 and counts["annotate.kept"] == 40 and counts["write.rows"] == 40
     assert counts["read.bytes"] >= size  # every input byte, the blank gzip included (a range reads a little past)
     assert counts["write.shards"] >= 1 and (tmp_path / "out" / "_manifest.json").is_file()
+
+
+def test_reshard_and_shard_set_scans_report_progress(tmp_path, make_shard_set, real_docs_by_domain):
+    from replaymill.audit.shardset import audit_shard_sets
+    from replaymill.pipeline.reshard import Reshard
+
+    src = tmp_path / "big.jsonl.gz"
+    with gzip.open(src, "wt") as f:
+        f.writelines(json.dumps({"text": f"line {i} " * 20}) + "\n" for i in range(3000))
+    view = ProgressView([Task("read.bytes", "read", total=src.stat().st_size, unit="bytes")], enabled=True,
+                        console=quiet_console())
+    pipeline = beam.Pipeline(options=make_options(running_mode="in_memory"))
+    with progress.graph_reporting(view, "DirectRunner"):
+        pipeline | Reshard([str(src)], str(tmp_path / "parts"), 2)
+    view.run(pipeline)
+    assert view.counts["read.bytes"] == src.stat().st_size and view.counts["reshard.lines"] == 3000
+
+    root = make_shard_set(tmp_path / "set", {"web": real_docs_by_domain["web"][:300]}, rows_per_shard=50)
+    seen = []
+    audit_shard_sets([root], distinct=False, on_rows=seen.append)
+    assert sum(seen) == 300

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                    contamination=args.contamination, min_jaccard=args.min_jaccard, ngram=args.ngram,
                    min_ngrams=args.min_ngrams, min_overlap=args.min_overlap, fail_if=args.fail_if,
                    distinct=not args.no_distinct, text_identity=args.text_identity, verify=not args.no_verify,
-                   work_dir=args.work_dir, runner=args.runner, options=options)
+                   work_dir=args.work_dir, runner=args.runner, options=options, progress=not args.quiet)
     log.info("audited %d documents in %.1f s", report["totals"]["docs"], time.perf_counter() - start)
     if args.json:
         _write(args.json, to_json(report))

@@ -8,7 +8,6 @@ parts in parallel. Uncompressed JSONL needs none of this: the build splits it by
 from __future__ import annotations
 
 import argparse
-import logging
 
 EPILOG = """\
 examples:
@@ -23,7 +22,6 @@ output: OUT/part-NNNNN-of-MMMMM.jsonl.zst and OUT/_reshard.json (inputs, parts, 
 written last. Lines are copied unchanged; a truncated input keeps the lines before the cut.
 """
 
-log = logging.getLogger("replaymill.reshard")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     options = command_options(args)
     summary = reshard(args.input, args.output, parts=args.parts, part_mb=args.part_mb, overwrite=args.overwrite,
-                      options=options)
-    log.info("done: %s", summary)
+                      runner=args.runner, options=options, progress=True, notify=print)
+    print(f"wrote the parts to {args.output}; summary (lines, parts, damaged inputs): {summary}")
     return 0
