@@ -133,7 +133,7 @@ def funnel_rows(funnel: dict[str, Any] | Any) -> list[FunnelRow]:
     for stage in sorted(by_stage, key=_order):
         reasons = sorted(by_stage[stage], key=lambda r: (-dropped[r], r))
         rows.append(FunnelRow(stage_label(stage), sum(dropped[r] for r in reasons), tokens(stage, reasons), 0, "drop", stage))
-        if stage not in (EXACT, NEAR, TARGET, BUDGET):
+        if stage not in (DECONTAM, EXACT, NEAR, TARGET, BUDGET):  # one reason each: no sub-row
             rows += [FunnelRow(reason_label(r, stage), dropped[r], tokens(stage, [r]), 1, "drop", stage) for r in reasons]
     for reason, n in (f.get("added") or {}).items():  # rows written beyond the input (upsampled repeats)
         rows.append(FunnelRow(reason.replace("_", " "), int(n), None, 0, "add", "added"))

@@ -74,6 +74,18 @@ def test_stage_of_reason_uses_the_record_stage():
     assert stage_of_reason("lang_not_kept", "annotate") == "langid"
     assert stage_of_reason("fineweb:list_ratio", "annotate") == "quality:fineweb"
     assert stage_of_reason("annotate_error", "annotate") == "other"
+    assert stage_of_reason("contaminated", "decontaminate") == "decontaminate"
+
+
+def test_decontamination_sits_between_quality_and_dedup():
+    f = funnel(dropped={"contaminated": 4, "exact_duplicate": 1}, dropped_tokens={"contaminated": 40, "exact_duplicate": 9},
+               stage_of={"contaminated": "decontaminate"}, kept=995, kept_tokens=899_951,
+               enabled=["format", "length", "quality:c4", "decontaminate", "exact"])
+    assert stage_labels(funnel_rows(f)) == ["read", "format rejects", "length", "quality: c4", "decontamination",
+                                            "exact dedup", "kept"]
+    recipe = resolve_recipe("minimal").model_dump(mode="json")
+    recipe["decontaminate"] = {"eval_files": ["e.jsonl"], "action": "drop"}
+    assert "decontaminate" in enabled_stages(recipe)
 
 
 def test_enabled_stages_from_recipes():
