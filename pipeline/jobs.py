@@ -65,6 +65,10 @@ def resolve_build_recipe(
     from replaymill.schemas.recipe import Recipe, resolve_recipe
 
     name = recipe if isinstance(recipe, str) else recipe.name
+    if max_shard_mb is not None and not max_shard_mb * 1024 * 1024 >= 1:
+        raise InputError(f"max_shard_mb (--max-shard-mb) must be positive, got {max_shard_mb:g}")
+    if langs is not None and not [code for code in langs if code.strip()]:
+        raise InputError(f"langs (--langs) {','.join(langs)!r} names no language; give codes such as en,de")
     try:
         data = (resolve_recipe(recipe) if isinstance(recipe, str) else recipe).model_dump()
         if max_shard_mb is not None:
@@ -84,6 +88,8 @@ def resolve_build_recipe(
         raise InputError(str(e)) from None
     except ValidationError as e:
         raise InputError(validation_message(e, f"recipe {name}")) from None
+    except ValueError as e:  # not UTF-8, not YAML, a forbidden tag (schemas.yaml_file)
+        raise InputError(str(e)) from None
 
 
 def check_languages(recipe: Recipe) -> None:
@@ -421,6 +427,26 @@ def _contamination_index(contamination: list[str], min_jaccard: float | None, ng
     return NgramEvalIndex.build(docs, ngram, min_ngrams, min_overlap)
 
 
+def _refuse_unfinished_shard_set(path: str) -> None:
+    """A directory laid out as a shard set (`domain=*/lang=*/part-*.arrow`) but without its manifest
+    is an unfinished or damaged build, not a raw corpus: auditing its rows as raw input would
+    report a set whose shards cannot be verified as if it were whole."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from replaymill.schemas.manifest import MANIFEST_NAME
+
+    if any(ch in path for ch in "*?["):
+        return
+    pattern = FileSystems.join(path.rstrip("/"), "domain=*", "lang=*", "part-*.arrow")
+    try:
+        found = FileSystems.match([pattern], limits=[1])[0].metadata_list
+    except Exception:  # noqa: BLE001 - not a directory (a file, a prefix that lists nothing): raw input
+        return
+    if found:
+        raise InputError(f"{path} holds shards (domain=*/lang=*/part-*.arrow) but no {MANIFEST_NAME}: an "
+                         "unfinished or damaged shard set; rebuild it (or audit its files by glob as raw input)")
+
+
 def _expand(patterns: list[str]) -> list[str]:
     """Files matched by `patterns` (any Beam filesystem); a pattern matching nothing is an InputError."""
     from replaymill.pipeline.sources import expand_inputs
@@ -519,6 +545,8 @@ def audit(
     work_dir = worker_path(work_dir) if work_dir else None
     shard_sets = [p for p in paths if is_shard_set(p)]
     raw = [p for p in paths if p not in shard_sets]
+    for path in raw:
+        _refuse_unfinished_shard_set(path)
     if raw:
         _expand(raw)
     loaded, gates, index = _load_audit_settings(shard_sets, target, fail_if, contamination, min_jaccard,
@@ -575,7 +603,7 @@ def reshard(
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
-    from replaymill.pipeline.reshard import SUMMARY_NAME, Reshard, parts_for
+    from replaymill.pipeline.reshard import SUMMARY_NAME, Reshard, max_parts, parts_for
     from replaymill.pipeline.sources import match_inputs
     from replaymill.pipeline.staging import staged_run
 
@@ -587,8 +615,14 @@ def reshard(
         raise InputError(_first_line(e)) from None
     if parts is not None and parts < 1:
         raise InputError("the number of parts must be at least 1")
-    num_parts = parts or parts_for(sum(s.size for s in specs), int(part_mb * 1024 * 1024))
+    if parts is None and not part_mb * 1024 * 1024 >= 1:
+        raise InputError(f"part_mb (--part-mb) must be positive, got {part_mb:g}")
     size = sum(s.size for s in specs)
+    num_parts = parts or parts_for(size, int(part_mb * 1024 * 1024))
+    if num_parts > max_parts(size):
+        asked = f"parts={parts}" if parts else f"part_mb={part_mb:g} ({num_parts:,} parts)"
+        raise InputError(f"{asked} is more parts than {size:,} bytes of input can fill: at most "
+                         f"{max_parts(size):,} (one per KB of input, never over 100,000)")
     (notify or logging.getLogger("replaymill.reshard").info)(
         f"reshard: {len(specs)} input file(s), {size / 1e6:,.1f} MB -> {num_parts} part(s) in {output}")
     from replaymill.pipeline.progress import ProgressView, Task, graph_reporting

@@ -85,6 +85,8 @@ def job_options(
     and every job's pre-flight lists inputs or opens manifests through them before a Pipeline
     exists to set them; workers get the same options at start-up.
     """
+    if workers < 0:
+        raise InputError(f"workers (--workers) must be 0 (one per core) or a positive count, got {workers}")
     try:
         options = make_options(runner=runner, workers=workers,
                                running_mode="in_memory" if in_memory else "multi_processing", beam_args=beam_args)

@@ -50,13 +50,24 @@ PART_SUFFIX = ".jsonl.zst"
 STAGE = "reshard"
 REJECTS = "rejects"
 MAX_LINE_BYTES = 32 << 20  # as the build's default max_record_bytes: longer lines would be rejected there too
+# Beam's file sink opens every part up front, so a mistyped count (--parts 1000000000) would fill a
+# directory with empty temp files for as long as it is let run: a part gets at least MIN_PART_BYTES
+# of input, and there are never more than MAX_PARTS (100,000 parts of 64 MB is 6.4 TB; more
+# data wants bigger parts).
+MIN_PART_BYTES = 1024
+MAX_PARTS = 100_000
 
 
 def parts_for(total_bytes: int, part_bytes: int) -> int:
     """How many parts give parts of about `part_bytes` (compressed zstd is close to compressed gzip)."""
-    if part_bytes <= 0:
+    if not part_bytes > 0:
         raise ValueError("part_bytes must be positive")
     return max(1, math.ceil(total_bytes / part_bytes))
+
+
+def max_parts(total_bytes: int) -> int:
+    """The most parts `total_bytes` of input is split into: one per MIN_PART_BYTES, at most MAX_PARTS."""
+    return max(1, min(MAX_PARTS, total_bytes // MIN_PART_BYTES))
 
 
 class _StreamLines(beam.DoFn):

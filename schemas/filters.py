@@ -28,6 +28,12 @@ class _QualityConfigBase(BaseModel):
             return {k: {"enabled": v} if k in RULE_SET_NAMES and isinstance(v, bool) else v for k, v in data.items()}
         return data
 
+    @model_validator(mode="after")
+    def _length_bounds(self) -> Any:
+        if self.max_chars < self.min_chars:
+            raise ValueError(f"max_chars ({self.max_chars}) is below min_chars ({self.min_chars}): no document could pass")
+        return self
+
     def enabled_rules(self) -> list[tuple[str, Rule]]:
         """(rule set name, rule) of every enabled set, in registry (checking) order."""
         return [
@@ -49,6 +55,6 @@ QualityConfig = create_model(
     (reasons `too_short`/`too_long`).
     """,
     **{rs.name: (rs.thresholds, Field(default_factory=rs.thresholds)) for rs in RULE_SETS},
-    min_chars=(int, 1),
-    max_chars=(int, 10_000_000),
+    min_chars=(int, Field(1, ge=0)),
+    max_chars=(int, Field(10_000_000, ge=0)),
 )

@@ -55,7 +55,13 @@ class LangIdConfig(BaseModel):
     @field_validator("keep")
     @classmethod
     def _lowercase(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [code.strip().lower() for code in value]
+        """Codes lower-cased; an empty list or code would silently drop every document, so refuse it."""
+        if value is None:
+            return None
+        codes = [code.strip().lower() for code in value]
+        if not codes or not all(codes):
+            raise ValueError("an empty list or language code keeps no document (leave `keep` out to keep every language)")
+        return codes
 
     @field_validator("cascade", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ code change.
 """
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from replaymill.schemas.domains import DOMAINS
+from replaymill.schemas.yaml_file import load_yaml_file, validate_file_data
 
 PRESET_PACKAGE = "replaymill.schemas.presets"
 
@@ -31,7 +33,11 @@ def parse_key(key: str) -> tuple[str, str | None]:
 
 
 def normalize(weights: dict[str, float]) -> dict[str, float]:
-    """Weights scaled to sum to 1, zero weights dropped, keys sorted (the sampler's fixed order)."""
+    """Weights scaled to sum to 1, zero weights dropped, keys sorted (the sampler's fixed order).
+    A NaN or infinite weight has no share to scale to: it is a ValueError naming the key."""
+    for k, v in weights.items():
+        if not math.isfinite(float(v)):
+            raise ValueError(f"weight of {k!r} is {v}: weights must be finite numbers")
     kept = {k: float(v) for k, v in weights.items() if v > 0}
     total = sum(kept.values())
     if total <= 0:
@@ -44,7 +50,7 @@ class Component(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    weight: float = Field(ge=0)
+    weight: float = Field(ge=0, allow_inf_nan=False)
     domain: str
     lang: str | None = None
 
@@ -90,6 +96,8 @@ class UserTarget(BaseModel):
     def _valid(self) -> "UserTarget":
         for key, w in self.weights.items():
             parse_key(key)
+            if not math.isfinite(w):
+                raise ValueError(f"weight of {key!r} is {w}: weights must be finite numbers")
             if w < 0:
                 raise ValueError(f"negative weight {w} for {key!r}")
         normalize(self.weights)
@@ -114,11 +122,10 @@ def get_preset(name: str) -> Mixture:
 
 def load_user_target(path: str | Path) -> UserTarget:
     """Read and validate a user weights YAML (a bare mapping is accepted as `weights`)."""
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    data = load_yaml_file(path, "weights file") or {}
     if isinstance(data, dict) and "weights" not in data:
         data = {"weights": data}
-    return UserTarget.model_validate(data)
+    return validate_file_data(UserTarget, data, path, "weights file")
 
 
 def resolve_target(spec: str) -> tuple[dict[str, float], str | None, str]:
@@ -133,10 +140,9 @@ def resolve_target(spec: str) -> tuple[dict[str, float], str | None, str]:
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"--target {spec!r} is neither a preset ({', '.join(preset_names())}) nor a file")
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    data = load_yaml_file(path, "weights file") or {}
     if isinstance(data, dict) and "components" in data:
-        mix = Mixture.model_validate(data)
+        mix = validate_file_data(Mixture, data, path, "weights file")
         return mix.target(), mix.by, f"mixture {mix.name} from {path}: {mix.citation}"
     user = load_user_target(path)
     return user.target(), user.by, f"weights from {path}"

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from replaymill.schemas.decontam import DecontaminateConfig
 from replaymill.schemas.dedup import ExactDedupConfig, NearDedupConfig
 from replaymill.schemas.filters import QualityConfig
 from replaymill.schemas.langid import LangIdConfig
+from replaymill.schemas.yaml_file import load_yaml_file
 
 
 class OutputConfig(BaseModel):
@@ -23,7 +23,7 @@ class OutputConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    max_shard_bytes: int = 256 * 1024 * 1024
+    max_shard_bytes: int = Field(256 * 1024 * 1024, gt=0)
     min_partition_bytes: int = Field(1024 * 1024, ge=0)
     write_rejects: bool = False
 
@@ -47,9 +47,9 @@ BUILTIN_DIR = Path(__file__).resolve().parents[1] / "pipeline" / "recipes"
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe YAML; pydantic's error names the offending field."""
-    with open(path, encoding="utf-8") as f:
-        return Recipe.model_validate(yaml.safe_load(f) or {})
+    """Read and validate a recipe YAML; pydantic's error names the offending field, and a file that
+    is not safe, valid UTF-8 YAML is a one-line ValueError (`schemas.yaml_file`)."""
+    return Recipe.model_validate(load_yaml_file(path, "recipe") or {})
 
 
 def builtin_recipes() -> list[str]:

@@ -31,7 +31,7 @@ IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
 class CorruptShardError(RuntimeError):
-    """A shard whose bytes do not match the manifest's checksum or size."""
+    """A shard that is missing or whose bytes do not match the manifest's checksum or size."""
 
 
 class SchemaVersionError(ValueError):
@@ -77,11 +77,17 @@ def join(root: str, *parts: str) -> str:
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write `data` to a temporary sibling, then rename it to `path`."""
+    """Write `data` to a temporary sibling, then rename it to `path`. A write that fails for want
+    of space names the file (a write error on an open file carries no path of its own)."""
     fs = filesystem()
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with fs.create(tmp) as f:
-        f.write(data)
+    try:
+        with fs.create(tmp) as f:
+            f.write(data)
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, tmp) from e
+        raise
     if fs.exists(path):
         fs.delete(path)
     fs.rename(tmp, path)
@@ -138,8 +144,17 @@ def read_manifest(root: str) -> Manifest:
 
 
 def read_shard_bytes(root: str, info: ShardInfo, verify: bool = True) -> bytes:
-    """The bytes of one shard, checked against the manifest's size and sha256 when `verify`."""
-    with filesystem().open(join(root, info.path)) as f:
+    """The bytes of one shard, checked against the manifest's size and sha256 when `verify`; a shard
+    the manifest lists but the set no longer holds is a CorruptShardError too."""
+    fs = filesystem()
+    path = join(root, info.path)
+    try:
+        f = fs.open(path)
+    except Exception:
+        if not fs.exists(path):
+            raise CorruptShardError(f"{info.path}: missing from {root} (its manifest lists it)") from None
+        raise
+    with f:
         data = f.read()
     if verify:
         if len(data) != info.bytes:

@@ -128,6 +128,8 @@ class ShardSet:
                 fields = [schema.get_field_index(c) for c in columns if c in schema.names]
                 file.seek(0)
                 table = pa.ipc.open_file(file, options=pa.ipc.IpcReadOptions(included_fields=fields)).read_all()
+        except FileNotFoundError:
+            raise CorruptShardError(f"{info.path}: missing from {self.root} (its manifest lists it)") from None
         except (pa.ArrowInvalid, OSError) as e:
             raise CorruptShardError(f"{info.path}: not a readable Arrow IPC file ({e})") from None
         table = upgrade_table(table, columns).select(columns)  # included_fields keeps schema order

@@ -51,9 +51,10 @@ def audit_run(setup):
     return rc, json.loads(out_json.read_text(encoding="utf-8")), out_html
 
 
-def test_gate_failure_exits_1_and_names_the_gate(audit_run, capsys):
+def test_gate_failure_exits_3_and_names_the_gate(audit_run, capsys):
+    """A failed gate is status 3, which no error gives (usage errors 2, a crash Python's 1)."""
     rc, report, _ = audit_run
-    assert rc == 1
+    assert rc == 3
     checks = {c["name"]: c for c in report["gates"]["checks"]}
     assert checks["min_docs"]["passed"] and checks["max_tv"]["passed"]
     assert not checks["max_contaminated"]["passed"] and checks["max_contaminated"]["value"] == N_PLANTED

@@ -6,10 +6,13 @@ Each module in SUBCOMMANDS exposes `register(subparsers)`, which adds its parser
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
 from replaymill import __version__
+from replaymill.pipeline.cli.errors import USAGE_ERROR, failure_line, failure_places
+from replaymill.pipeline.cli.worker_output import HeldWorkerStderr
 from replaymill.pipeline.errors import InputError, RunFailed
 
 SUBCOMMANDS: tuple[str, ...] = (  # workflow order, as `--help` lists them
@@ -55,9 +58,24 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit statuses as `pipeline.cli.errors` documents them. Commands that run
+    local Beam workers (`set_defaults(beam_workers=True)`) hold the workers' raw stderr back
+    (`worker_output`), so a known failure stays one line."""
     args = make_parser().parse_args(argv)
+    held = HeldWorkerStderr() if getattr(args, "beam_workers", False) else None
     try:
-        return int(args.func(args) or 0)
+        with held or contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except (InputError, RunFailed) as e:  # UsageError (a command's flags), a job's pre-flight, a failed gate
-        print(f"replaymill {args.command}: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 2)
+        message, status = str(e), getattr(e, "exit_code", USAGE_ERROR)
+    except Exception as e:  # a full disk or a damaged shard set is reported in one line; a bug is not
+        message, status = failure_line(e, failure_places(args)), USAGE_ERROR
+        if message is None:
+            if held is not None:
+                held.replay()
+            raise
+    finally:
+        if held is not None:
+            held.close()
+    print(f"replaymill {args.command}: error: {message}", file=sys.stderr)
+    return status

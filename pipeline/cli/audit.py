@@ -1,7 +1,8 @@
 """`replaymill audit`: what a shard set or raw corpus contains, against a target, three ways out.
 
-Exit status: 0 when every `--fail-if` gate passes (or none is given), 1 when a gate fails (the
-failing gates are printed one per line), 2 for a usage or input error found before any work.
+Exit status: 0 when every `--fail-if` gate passes (or none is given), 3 when a gate fails (the
+failing gates are printed one per line), 2 for a usage or input error (one line); an unexpected
+crash keeps Python's 1, so a CI step can tell "the corpus failed its gates" from "the audit broke".
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import sys
 import time
 
-from replaymill.pipeline.cli.errors import UsageError
+from replaymill.pipeline.cli.errors import GATE_FAILED, UsageError
 
 EPILOG = """\
 examples:
@@ -77,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", metavar="DIR", help="where the Beam audit writes its result (must be reachable by "
                    "the workers and this machine: gs:// or s3:// for remote runners; default: a local temp dir)")
     p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS", help="extra Beam options after `--`")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, beam_workers=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [g for g in (report.get("gates") or {}).get("checks", []) if not g["passed"]]
     for g in failed:
         print(f"replaymill audit: gate failed: {g['name']}: {g['detail']}", file=sys.stderr)
-    return 1 if failed else 0
+    return GATE_FAILED if failed else 0
 
 
 def _write(path: str, text: str) -> None:

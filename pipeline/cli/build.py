@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="size of the demo corpus in MB when --input is not given (default 8)")
     p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS",
                    help="extra Beam pipeline options after `--`, passed to the runner unchanged")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, beam_workers=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     options = command_options(args)  # first: pre-flight already lists inputs through Beam's filesystems
     start = time.perf_counter()
-    manifest = build(args.input, args.output, args.recipe, langs=args.langs.split(",") if args.langs else None,
+    manifest = build(args.input, args.output, args.recipe, langs=args.langs.split(",") if args.langs is not None else None,
                      near_dedup=args.near_dedup, max_shard_mb=args.max_shard_mb,
                      min_partition_mb=args.min_partition_mb, write_rejects=args.write_rejects,
                      decontaminate=args.decontaminate,

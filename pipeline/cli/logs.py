@@ -12,8 +12,10 @@ import re
 from replaymill.pipeline.options import PROGRESS_LOGGERS
 
 WORKER_RELAY = "apache_beam.runners.portability.local_job_service"
+BEAM_RERAISE = "apache_beam.runners.common"
 _RELAYED = re.compile(r'severity: (\w+).*?message: "((?:[^"\\]|\\.)*)".*?log_location: "([^"]*)"')
 _HARNESS_NOISE = ("semi_persistent_directory",)
+_TRACEBACK = "Traceback (most recent call last)"
 
 
 class _WorkerLines(logging.Filter):
@@ -28,6 +30,8 @@ class _WorkerLines(logging.Filter):
         ours = "/apache_beam/" not in location
         if not ours and (severity in ("DEBUG", "INFO", "NOTICE") or any(n in text for n in _HARNESS_NOISE)):
             return False
+        if not ours and _TRACEBACK in text:
+            return False  # a failing DoFn's exception: it reaches the driver, which reports it (pipeline.cli.main)
         record.msg, record.args, record.name = text, (), "worker"
         return True
 
@@ -42,3 +46,7 @@ def configure_logging() -> None:
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(GateFailures())
+    # Beam logs a failing DoFn's exception with its traceback before re-raising it; the exception
+    # reaches `pipeline.cli.main`, which prints a known failure in one line and re-raises a bug
+    # with its whole traceback, so the copy logged here is only noise.
+    logging.getLogger(BEAM_RERAISE).setLevel(logging.CRITICAL)

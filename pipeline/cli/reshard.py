@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run the DirectRunner in one process (small inputs, debugging) instead of one process per core")
     p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS",
                    help="extra Beam pipeline options after `--`, passed to the runner unchanged")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, beam_workers=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, metavar="N", help="local worker processes; 0 = one per core")
     p.add_argument("--in-memory", action="store_true", help="run the DirectRunner in one process (small sets, debugging)")
     p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS", help="extra Beam options after `--`")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, beam_workers=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,55 @@
+"""Reading a user's YAML file (a recipe, a weights file, a preset) into plain data, safely.
+
+Only `yaml.safe_load`: a `!!python/...` tag would run code, so it is refused, not honoured. Every
+way a file can be unreadable (not UTF-8, a syntax error, a forbidden tag) becomes one ValueError
+whose message is one line naming the file and where it went wrong, which the command line prints
+as is; the caller validates the data's shape with pydantic.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_yaml_file(path: str | Path, what: str) -> Any:
+    """The data in the YAML file at `path` (None for an empty file); `what` names it in errors
+    ("recipe", "weights file")."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    except OSError as e:
+        raise ValueError(f"{what} {path}: cannot be read ({e.strerror or type(e).__name__})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{what} {path}: {_describe(e)}") from None
+
+
+def validate_file_data(model: type[Model], data: Any, path: str | Path, what: str) -> Model:
+    """`model.model_validate(data)`, with pydantic's multi-line report turned into one ValueError
+    line naming the file and every offending field (`weights.web: ...; by: ...`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        parts = []
+        for err in e.errors():
+            where = f"{'.'.join(map(str, err['loc']))}: " if err["loc"] else ""
+            parts.append(where + err["msg"].removeprefix("Value error, "))
+        raise ValueError(f"{what} {path}: {'; '.join(parts)}") from None
+
+
+def _describe(error: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (YAML's own message spans several lines)."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if isinstance(error, yaml.constructor.ConstructorError) and "tag" in (problem or ""):
+        return f"unsupported YAML tag{where} ({problem}; only plain YAML is read, never Python objects)"
+    return f"not valid YAML{where}: {problem}"
