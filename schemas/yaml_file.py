@@ -41,7 +41,8 @@ def validate_file_data(model: type[Model], data: Any, path: str | Path, what: st
         parts = []
         for err in e.errors():
             where = f"{'.'.join(map(str, err['loc']))}: " if err["loc"] else ""
-            parts.append(where + err["msg"].removeprefix("Value error, "))
+            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            parts.append(where + err["msg"].removeprefix("Value error, ") + got)
         raise ValueError(f"{what} {path}: {'; '.join(parts)}") from None
 
 
