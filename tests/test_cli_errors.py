@@ -169,7 +169,7 @@ def test_full_disk_names_the_path(files, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     assert main(["build", "-i", str(files["input"]), "-o", str(out), "--in-memory"]) == 2
     err = one_line_error(capsys, "build")
-    assert f"no space left on device writing {out}/" in err and "/domain=" in err and f"--output {out}:" in err
+    assert f"no space left on device writing {out}/" in err and f"--output {out}:" in err
 
 
 def test_full_disk_on_a_real_full_filesystem(files, tmp_path, capsys):
