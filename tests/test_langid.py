@@ -77,3 +77,15 @@ def test_pickles_without_the_model_and_reloads(lid):
     clone = pickle.loads(pickle.dumps(lid))
     assert clone.model_path == default_model_path() and clone._model is None
     assert clone.predict("This is an English sentence.")[0] == "en"
+
+
+def test_model_labels_are_read_from_the_file_with_either_binding():
+    """`labels` needs no `get_labels` (the prediction-only binding has none): the dictionary is read
+    from the model file, and every prediction is one of its labels."""
+    from replaymill.transforms.langid import LanguageIdentifier, model_labels
+
+    lid = LanguageIdentifier()
+    raw = model_labels(lid.model_path)
+    assert len(raw) == 176 and "__label__en" in raw and all(label.startswith("__label__") for label in raw)
+    got = lid.predict_batch(["Hello, how are you today?", "Das ist ein deutscher Satz.", "", "Ceci est une phrase."])
+    assert [code for code, _ in got] == ["en", "de", "und", "fr"] and set(c for c, _ in got) - {"und"} <= set(lid.labels)

