@@ -367,11 +367,14 @@ class ReplaySampler:
 
     # ----- state ---------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """Short hash of the shard set's checksums: a state dict only resumes on the same data."""
-        h = hashlib.sha256()
-        for info in self.shardset.shards:
-            h.update(info.sha256.encode())
-        return h.hexdigest()[:16]
+        """Short hash of the shard set's checksums: a state dict only resumes on the same data.
+        Computed once: a trainer asks for the state at every document."""
+        if getattr(self, "_fingerprint", None) is None:
+            h = hashlib.sha256()
+            for info in self.shardset.shards:
+                h.update(info.sha256.encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def _settings(self) -> dict[str, Any]:
         return {"seed": self.seed, "by": self.by, "on_short": self.on_short, "budget": self.budget,

@@ -118,13 +118,13 @@ def test_cli_yaml_config_with_flag_override(tmp_path, task_file, replay_set):
     out = tmp_path / "cli"
     proc = subprocess.run([sys.executable, "-m", "replaymill.pipeline.cli", "train", "--config", str(tmp_path / "train.yaml"),
                            "--steps", "2", "--output", str(out)], cwd=REPO, env=_env(), capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [r["step"] for r in _log(out, "train")] == [1, 2]  # --steps overrode the file's 50
     assert "final eval" in proc.stdout
     bad = subprocess.run([sys.executable, "-m", "replaymill.pipeline.cli", "train", "--model", "tiny-llama", "--task", task_file,
                           "--replay-ratio", "0.1", "--output", str(tmp_path / "x")], cwd=REPO, env=_env(),
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "needs a replay shard set" in bad.stderr
 
 
@@ -134,7 +134,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, task_file, replay_set):
            "-m", "replaymill.pipeline.cli", "train", "--model", "tiny-llama", "--task", task_file, "--replay", replay_set,
            "--replay-ratio", "0.25", "--seq-len", "32", "--batch-size", "2", "--steps", "3", "--warmup", "1",
            "--eval-every", "3", "--eval-tokens", "1024", "--no-plot", "--output", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((out / "checkpoints" / "step-0000003" / "state.json").read_text())
     assert state["world_size"] == 2 and len(state["data"]) == 2  # a data position per rank (own documents)

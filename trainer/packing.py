@@ -6,7 +6,6 @@ in the middle of a document and produce the identical next tokens.
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ class TokenStream:
         self.docs_read = 0
 
     def _next_document(self) -> None:
-        self._doc_state = copy.deepcopy(self.source.state_dict())
+        self._doc_state = self.source.state_dict()  # a snapshot by the DocSource contract
         _, text = next(self.source)
         self._tokens = np.append(self.tokenizer.encode(text), self.tokenizer.eos_id).astype(np.int64)
         self._offset = 0

@@ -25,7 +25,9 @@ from replaymill.transforms.plain_text import text_documents
 class DocSource(Protocol):
     def __next__(self) -> tuple[str, str]: ...
 
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot: later iteration must not change the returned object (it is kept, not copied,
+        once per document by the token stream)."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
