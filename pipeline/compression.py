@@ -31,7 +31,7 @@ from replaymill.pipeline.progress import metered
 
 CODEC_SUFFIXES: dict[str, str] = {"gz": "gzip", "zst": "zstd", "zstd": "zstd", "bz2": "bz2", "xz": "xz"}
 READ_CHUNK = 1 << 20  # bytes per read handed to the zstd decompressor
-SNIFF_BYTES = 512     # how much of a file's head `sniff_codec` looks at
+SNIFF_BYTES = 16      # how much of a file's head `sniff_codec` looks at (the longest magic is 10 bytes)
 
 # Leading bytes of each codec's stream (bz2: "BZh", a block size digit, then the block or
 # end-of-stream magic, so a text file that happens to start with "BZh" is not taken for bz2).
@@ -39,15 +39,14 @@ _GZIP_MAGIC = b"\x1f\x8b\x08"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _BZ2_BLOCK_MAGICS = (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
-_TAR_MAGIC_OFFSET = 257  # "ustar" in a POSIX tar header
 
 
 def detect_codec(head: bytes) -> str | None:
     """The codec whose magic number `head` starts with, or None."""
     if head.startswith(_GZIP_MAGIC):
         return "gzip"
-    if head.startswith(_ZSTD_MAGIC):
-        return "zstd"
+    if head.startswith(_ZSTD_MAGIC) or (len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18"):
+        return "zstd"  # a zstd frame, or a skippable frame (which may come first)
     if head.startswith(_XZ_MAGIC):
         return "xz"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] in _BZ2_BLOCK_MAGICS:
@@ -55,43 +54,24 @@ def detect_codec(head: bytes) -> str | None:
     return None
 
 
-def looks_uncompressed(head: bytes) -> bool:
-    """Whether a file head is plainly not compressed data: UTF-8 text without NUL bytes (JSONL,
-    WARC, WET; a multi-byte character cut at the end of `head` is fine) or a POSIX tar header."""
-    if head[_TAR_MAGIC_OFFSET:_TAR_MAGIC_OFFSET + 5] == b"ustar":
-        return True
-    if b"\x00" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return e.start >= len(head) - 3 and e.reason == "unexpected end of data"
-    return True
-
-
-def sniff_head(head: bytes, declared: str) -> str:
-    """The codec to read a stream with, from its first bytes and its declared (suffix) codec.
-
-    A codec's magic wins over the name; a file named compressed whose head is plain text (or a
-    tar header) is read as plain. Anything else keeps the declared codec, so a corrupt
-    compressed file is still reported as unreadable rather than parsed as garbage lines.
-    """
-    found = detect_codec(head)
-    if found:
-        return found
-    if declared and looks_uncompressed(head):
-        return ""
-    return declared
+def sniff_head(head: bytes) -> str:
+    """The codec to read a stream with, from its first bytes: a codec's magic wins over the name,
+    and a file without any codec's magic is read as stored, whatever its name says. Every codec
+    stream starts with its magic, so a file without it cannot be decompressed anyway: reading it as
+    stored keeps a plain file named `.gz` whole, and turns a file that is neither into counted
+    rejects (`malformed_json`, `too_large`, ...) instead of one `unreadable_file`."""
+    return detect_codec(head) or ""
 
 
 def sniff_codec(path: str, declared: str) -> str:
-    """`sniff_head` over the first bytes of the file at `path` (declared codec if it cannot be opened)."""
+    """`sniff_head` over the first bytes of the file at `path` (the declared, suffix codec if it
+    cannot be opened: its item then reports it as unreadable)."""
     try:
         with open_raw(path) as raw:
             head = raw.read(SNIFF_BYTES)
     except Exception:  # noqa: BLE001 - an unopenable file is reported when its item is read
         return declared
-    return sniff_head(head, declared)
+    return sniff_head(head)
 
 
 def sniff_stream(stream: IO[bytes], declared: str) -> str:
@@ -99,7 +79,7 @@ def sniff_stream(stream: IO[bytes], declared: str) -> str:
     peek = getattr(stream, "peek", None)
     if peek is None:
         return declared
-    return sniff_head(peek(SNIFF_BYTES)[:SNIFF_BYTES], declared)
+    return sniff_head(peek(SNIFF_BYTES)[:SNIFF_BYTES])
 
 
 def open_raw(path: str) -> IO[bytes]:
