@@ -104,11 +104,15 @@ def expand(paths: list[str], suffixes: tuple[str, ...]) -> list[Path]:
     return out
 
 
-def web_docs(paths: list[str], doc_chars: int) -> list[Doc]:
-    """Web pages from JSONL files (Dolma, C4, ... any record with `text`); unit = the site (URL host)."""
-    docs = []
+def web_docs(paths: list[str], doc_chars: int, max_chars: float = float("inf")) -> list[Doc]:
+    """Web pages from JSONL files (Dolma, C4, ... any record with `text`); unit = the site (URL host).
+    Reading stops after `max_chars` characters."""
+    docs, used = [], 0
     for path in expand(paths, (".jsonl", ".jsonl.gz", ".json.gz", ".json")):
         for i, rec in enumerate(_jsonl_records(path)):
+            if used >= max_chars:
+                break
+            used += len(rec["text"])
             url = _url(rec)
             unit = _host(url) if url else f"{path.name}#{i // 50}"
             base = str(rec.get("id") or f"{path.name}:{i}")
@@ -157,11 +161,12 @@ def code_docs(roots: list[str], doc_chars: int, max_chars: dict[str, int], close
     return docs
 
 
-def book_docs(paths: list[str], doc_chars: int) -> list[Doc]:
-    """Plain-text books cut into documents; unit = the book's ~32 KB section (a few scenes or chapters)."""
+def book_docs(paths: list[str], doc_chars: int, max_chars: float = float("inf")) -> list[Doc]:
+    """Plain-text books cut into documents; unit = the book's ~32 KB section (a few scenes or chapters).
+    At most `max_chars` characters of each book."""
     docs = []
     for path in expand(paths, (".txt",)):
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")[:int(min(max_chars, 1 << 62))]
         offset = 0
         for k, piece in enumerate(chunk_lines(text, doc_chars)):
             unit = f"{path.name}#{offset // BOOK_SECTION_CHARS}"

@@ -13,10 +13,12 @@
 3. Open pool: the other sites, modules and book sections plus distractors (other languages, package
    documentation), built with `replaymill build --tokenizer BASE` (token counts in the base
    model's own tokens); nothing in it was seen in pre-training.
-4. Replay sets, each `--replay-budget` base-model tokens: oracle (held-out closed documents),
-   preset (`replaymill sample --target` with the published = hidden weights), DSIR (`replaymill
-   probe` of the base model -> `sample --reference`), uniform (`sample --target` in the pool's own
-   proportions) and wrong-domain (`sample --target` of one pool key outside the mixture).
+4. Replay sets of the same budget in base-model tokens (what 25% replay consumes), one per seed
+   (`sample --seed`): oracle (held-out closed documents, `sample --target` of the hidden weights),
+   preset (`replaymill sample --target` with the published = hidden weights over the pool), DSIR
+   (`replaymill probe` of the base model -> `sample --reference`, stratified: the product default),
+   DSIR global (`--dsir global`, one top-k as published), uniform (`sample --target` in the
+   pool's own proportions) and wrong-domain (`sample --target` of one pool key outside the mixture).
 5. Fine-tuning on German prose at equal compute (same steps, same tokens per step) with 0% and each
    `--ratios` share of every batch's tokens replayed from each source, `--seeds` seeds per cell,
    through `train` with replay drawn by the exact ReplaySampler in the set's own proportions.
@@ -50,10 +52,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules 
 import moat_corpus as corpus  # noqa: E402
 
 SHARED = Path(os.environ.get("REPLAYMILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SOURCES = ("oracle", "preset", "dsir", "uniform", "wrong")
+SOURCES = ("oracle", "preset", "dsir", "dsir-global", "uniform", "wrong")
 
 
 # ----- settings ---------------------------------------------------------------------------------
+
+class UsageError(Exception):
+    """A bad flag or data path: one line on stderr and exit 2, before any work."""
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Every data path given must exist (the experiment reads nothing else)."""
+    for flag in ("web", "code", "books", "task", "distractors"):
+        for path in getattr(args, flag):
+            if not Path(path).exists():
+                raise UsageError(f"--{flag} {path}: no such file or directory")
 
 def parse_weights(spec: str) -> dict[str, float]:
     """`web/en=0.4,code=0.35,books/en=0.25` -> normalized {key: weight}; keys are origin[/lang]."""
@@ -62,11 +75,14 @@ def parse_weights(spec: str) -> dict[str, float]:
         key, _, value = part.partition("=")
         origin = key.split("/")[0]
         if origin not in corpus.ORIGINS:
-            raise SystemExit(f"--weights: {key!r}: origin must be one of {', '.join(corpus.ORIGINS)}")
-        out[key.strip()] = float(value)
+            raise UsageError(f"--weights: {key!r}: origin must be one of {', '.join(corpus.ORIGINS)}")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--weights: {part!r} is not key=number") from None
     total = sum(out.values())
-    if len(out) < 3 or total <= 0:
-        raise SystemExit("--weights needs at least three keys with positive weights")
+    if len(out) < 3 or total <= 0 or min(out.values()) <= 0:
+        raise UsageError("--weights needs at least three keys with positive weights")
     return {k: v / total for k, v in out.items()}
 
 
@@ -75,7 +91,10 @@ def parse_sizes(spec: str) -> list[tuple[int, int]]:
     sizes = []
     for part in spec.split(","):
         h, _, layers = part.strip().partition("x")
-        sizes.append((int(h), int(layers)))
+        try:
+            sizes.append((int(h), int(layers)))
+        except ValueError:
+            raise UsageError(f"--sizes: {part!r} is not HIDDENxLAYERS") from None
     return sizes
 
 
@@ -111,9 +130,13 @@ def make_parser() -> argparse.ArgumentParser:
     exp.add_argument("--finetune-steps", type=int, default=100)
     exp.add_argument("--finetune-lr", type=float, default=1e-3)
     exp.add_argument("--eval-tokens", type=int, default=32768, help="held-out closed tokens (split by the weights)")
+    exp.add_argument("--oracle-pool", type=float, default=3.0,
+                     help="held-out closed tokens the oracle sets are drawn from, in replay budgets")
     exp.add_argument("--doc-chars", type=int, default=2000, help="documents are cut to about this many characters")
     exp.add_argument("--closed-fraction", type=float, default=0.5, help="share of units on the closed side")
     exp.add_argument("--max-code-mb", type=float, default=3.0, help="code read per side, MB")
+    exp.add_argument("--max-web-mb", type=float, default=None, help="web text read, MB (default: all)")
+    exp.add_argument("--max-books-mb", type=float, default=None, help="text read per book, MB (default: all)")
     exp.add_argument("--max-distractor-mb", type=float, default=1.0, help="per distractor path, MB")
     exp.add_argument("--probe-samples", type=int, default=512)
     exp.add_argument("--probe-max-new-tokens", type=int, default=256)
@@ -127,9 +150,9 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
-QUICK = dict(sizes="32x1,48x1,64x2", main_size=1, vocab=512, seq_len=64, batch_size=8, pretrain_steps=60,
-             finetune_steps=16, seeds=2, eval_tokens=4096, probe_samples=64, probe_max_new_tokens=64,
-             max_code_mb=0.4, max_distractor_mb=0.1)
+QUICK = dict(sizes="32x1,48x1", main_size=1, vocab=384, seq_len=64, batch_size=8, pretrain_steps=40,
+             finetune_steps=12, seeds=2, eval_tokens=3072, probe_samples=48, probe_max_new_tokens=48, doc_chars=500,
+             max_code_mb=0.15, max_web_mb=0.6, max_books_mb=0.3, max_distractor_mb=0.04)
 
 
 # ----- small helpers ----------------------------------------------------------------------------
@@ -154,30 +177,45 @@ def reset(directory: Path) -> None:
     directory.mkdir(parents=True)
 
 
-def cli(args: list[str]) -> None:
-    """Run a replaymill command in-process, exactly as a user's `replaymill ...` does."""
+def cli(args: list[str], log: Path) -> None:
+    """Run a replaymill command in-process, exactly as a user's `replaymill ...` does; its console
+    output goes to `log` (the experiment's own output stays readable)."""
     from replaymill.pipeline.cli import main
 
-    rc = main([str(a) for a in args])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        rc = main([str(a) for a in args])
     if rc != 0:
-        raise SystemExit(f"replaymill {args[0]} failed with exit code {rc}")
+        raise SystemExit(f"replaymill {args[0]} failed with exit code {rc}; see {log}")
 
 
 def key_file(key: str) -> str:
     return key.replace("/", "_")
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (training workers)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class Clock:
+    """Wall and CPU seconds per stage: on a shared machine the CPU time says what an idle one would take."""
+
     def __init__(self):
         self.t0 = time.perf_counter()
         self.stages: dict[str, float] = {}
-        self._last = self.t0
+        self.cpu: dict[str, float] = {}
+        self._last, self._last_cpu = self.t0, cpu_seconds()
 
     def lap(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), cpu_seconds()
         self.stages[name] = self.stages.get(name, 0.0) + now - self._last
-        self._last = now
-        print(f"[moat] {name}: {now - self.t0:.0f} s elapsed", flush=True)
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu - self._last_cpu
+        self._last, self._last_cpu = now, cpu
+        print(f"[moat] {name}: {now - self.t0:.0f} s elapsed, {cpu:.0f} CPU s", flush=True)
 
 
 # ----- stage 1: closed corpus and tokenizer ------------------------------------------------------
@@ -221,7 +259,8 @@ def build_closed(args, weights: dict[str, float], closed: dict[str, list[corpus.
     rng = np.random.default_rng(7)
     shuffled = {k: [docs[i] for i in rng.permutation(len(docs))] for k, docs in closed.items()}
     # Reserve generous characters (5 per token) for eval and oracle, train the BPE on the rest only.
-    reserve_chars = {k: 5 * w * (args.eval_tokens + budget) for k, w in weights.items()}
+    oracle_tokens = budget * args.oracle_pool
+    reserve_chars = {k: 5 * w * (args.eval_tokens + oracle_tokens) for k, w in weights.items()}
     held, rest = {}, {}
     for k, docs in shuffled.items():
         chars, i = 0, 0
@@ -243,7 +282,7 @@ def build_closed(args, weights: dict[str, float], closed: dict[str, list[corpus.
     parts: dict[str, dict[str, list]] = {"eval": {}, "oracle": {}, "pretrain": {}}
     for k, w in weights.items():
         parts["eval"][k], left = take_tokens(held[k], counts, w * args.eval_tokens)
-        parts["oracle"][k], _ = take_tokens(left, counts, w * budget)
+        parts["oracle"][k], _ = take_tokens(left, counts, w * oracle_tokens)
     rest_tokens = {k: sum(counts[d.id] for d in v) for k, v in rest.items()}
     pretrain_total = min(rest_tokens[k] / w for k, w in weights.items())
     for k, w in weights.items():
@@ -315,8 +354,10 @@ def init_model(directory: Path, tokenizer_dir: str, hidden: int, layers: int, se
 def run_job(job: dict) -> dict:
     """One `train` run (pre-training or a fine-tune), then held-out loss per hidden key; cached by config."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(1)
+    hf_logging.disable_progress_bar()
     out = Path(job["config"]["output"])
     result_file = out.parent / f"{out.name}.result.json"
     key = stamp(job)
@@ -416,8 +457,18 @@ def main(argv: list[str] | None = None) -> dict:
             if ap.get_default(k) == getattr(args, k):
                 setattr(args, k, v)
     weights = parse_weights(args.weights)
-    ratios = [float(r) for r in args.ratios.split(",")]
+    try:
+        ratios = [float(r) for r in args.ratios.split(",")]
+    except ValueError:
+        raise UsageError(f"--ratios {args.ratios!r}: comma-separated numbers, e.g. 0.05,0.25") from None
+    if not ratios or not all(0 < r <= 1 for r in ratios):
+        raise UsageError("--ratios must lie in (0, 1]")
     sizes = parse_sizes(args.sizes)
+    if not 0 <= args.main_size < len(sizes):
+        raise UsageError(f"--main-size {args.main_size} is not an index into --sizes")
+    if args.seeds < 2:
+        raise UsageError("--seeds must be at least 2 (the report gives mean ± std)")
+    check_paths(args)
     main_size = sizes[args.main_size]
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -431,16 +482,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 1. documents, sides, closed corpus, tokenizer
     data_key = stamp(args.web, args.code, args.books, args.distractors, args.weights, args.doc_chars,
-                     args.closed_fraction, args.max_code_mb, args.max_distractor_mb, args.salt, args.vocab,
-                     args.eval_tokens, budget)
+                     args.closed_fraction, args.max_code_mb, args.max_web_mb, args.max_books_mb, args.max_distractor_mb, args.salt, args.vocab,
+                     args.eval_tokens, budget, args.oracle_pool)
     data_dir = work / "data"
     if not cached(data_dir, data_key, args.fresh):
         reset(data_dir)
         code_cap = int(args.max_code_mb * 1e6)
-        docs = (corpus.web_docs(args.web, args.doc_chars)
+        mb = lambda v: float("inf") if v is None else v * 1e6  # noqa: E731
+        docs = (corpus.web_docs(args.web, args.doc_chars, mb(args.max_web_mb))
                 + corpus.code_docs(args.code, args.doc_chars, {"closed": code_cap, "open": code_cap},
                                    args.closed_fraction, args.salt)
-                + corpus.book_docs(args.books, args.doc_chars))
+                + corpus.book_docs(args.books, args.doc_chars, mb(args.max_books_mb)))
         sides = {d.id: corpus.side_of(d.origin, d.unit, args.closed_fraction, args.salt) for d in docs}
         closed = closed_candidates([d for d in docs if sides[d.id] == "closed"], weights)
         info = build_closed(args, weights, closed, budget, data_dir / "closed")
@@ -489,7 +541,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not cached(pool, pool_key, args.fresh):
         shutil.rmtree(pool, ignore_errors=True)
         cli(["build", "--input", *info["pool_inputs"], "--output", pool, "--recipe", "minimal", "--tokenizer", base,
-             "--in-memory"])
+             "--in-memory"], work / "logs" / "build.log")
         finish_stage(pool, pool_key)
     clock.lap("pool build")
     gens = work / "probe" / "generations.jsonl"
@@ -497,7 +549,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not cached(gens.parent, probe_key, args.fresh):
         reset(gens.parent)
         cli(["probe", "--model", base, "--samples", args.probe_samples, "--max-new-tokens", args.probe_max_new_tokens,
-             "--seed", 0, "--batch-size", 64, "--device", "cpu", "--output", gens])
+             "--seed", 0, "--batch-size", 64, "--device", "cpu", "--output", gens], work / "logs" / "probe.log")
         finish_stage(gens.parent, probe_key)
     clock.lap("probe")
 
@@ -514,25 +566,32 @@ def main(argv: list[str] | None = None) -> dict:
     sets_dir.mkdir(exist_ok=True)
     import yaml
 
-    targets = {"preset": published, "uniform": pool_tokens, "wrong": {wrong_key: 1.0}}
-    replay_sets = {"oracle": files["oracle"]}
-    for source in ("preset", "dsir", "uniform", "wrong"):
-        out = sets_dir / source
-        key = stamp(probe_key, source, targets.get(source), budget)
-        replay_sets[source] = str(out)
-        if cached(out, key, args.fresh):
-            continue
-        shutil.rmtree(out, ignore_errors=True)
-        if source == "dsir":
-            what = ["--reference", gens]
-        else:
-            wfile = sets_dir / f"{source}-weights.yaml"
-            wfile.write_text(yaml.safe_dump({"by": "tokens", "weights": targets[source]}))
-            what = ["--target", wfile, "--on-short", "renormalize"]
-        cli(["sample", "--shards", pool, *what, "--tokens", budget, "--tokenizer", base, "--rows-per-shard", 64,
-             "--output", out, "--in-memory"])
-        finish_stage(out, key)
-    mixtures = {s: origin_shares(root, weights) for s, root in replay_sets.items()}
+    targets = {"oracle": published, "preset": published, "uniform": pool_tokens, "wrong": {wrong_key: 1.0}}
+    inputs = {"oracle": files["oracle"]}
+    replay_sets: dict[str, list[str]] = {}
+    for source in SOURCES:
+        for seed in range(args.seeds):  # one set per seed: the spread includes which documents were drawn
+            out = sets_dir / f"{source}-s{seed}"
+            key = stamp(probe_key, source, targets.get(source), budget, seed)
+            replay_sets.setdefault(source, []).append(str(out))
+            if cached(out, key, args.fresh):
+                continue
+            shutil.rmtree(out, ignore_errors=True)
+            if source.startswith("dsir"):
+                what = ["--reference", gens, "--dsir", "global" if source == "dsir-global" else "stratified"]
+            else:
+                wfile = sets_dir / f"{source}-weights.yaml"
+                wfile.write_text(yaml.safe_dump({"by": "tokens", "weights": targets[source]}))
+                what = ["--target", wfile, "--on-short", "renormalize"]
+            cli(["sample", "--shards", inputs.get(source, pool), *what, "--tokens", budget, "--tokenizer", base,
+                 "--seed", seed, "--rows-per-shard", 64, "--output", out, "--in-memory"],
+                work / "logs" / f"sample-{source}-s{seed}.log")
+            finish_stage(out, key)
+    mixtures = {s: [origin_shares(root, weights) for root in roots] for s, roots in replay_sets.items()}
+    from replaymill.shards.io import read_manifest as _manifest
+
+    estimated = {s: [_manifest(r).extra["sampling"]["dsir"] for r in roots] for s, roots in replay_sets.items()
+                 if s.startswith("dsir")}
     clock.lap("replay sets")
 
     # 4. fine-tunes: 0% and every ratio x source x seed on the main size; oracle on every size
@@ -545,9 +604,10 @@ def main(argv: list[str] | None = None) -> dict:
         for source, ratio in cells:
             for seed in range(args.seeds):
                 run = f"ft-{name}-{source}-r{ratio:g}-s{seed}"
-                replay = {} if source == "none" else dict(
-                    replay=replay_sets[source], replay_ratio=ratio, replay_on_short="upsample",
-                    replay_target=set_weights_yaml(replay_sets[source], sets_dir / f"{source}-own.yaml"))
+                root = None if source == "none" else replay_sets[source][seed]
+                replay = {} if root is None else dict(
+                    replay=root, replay_ratio=ratio, replay_on_short="upsample",
+                    replay_target=set_weights_yaml(root, Path(root + "-own.yaml")))
                 jobs.append({"name": run, "eval_files": eval_files, "base_key": pre[name]["key"],
                              "meta": {"size": name, "source": source, "ratio": ratio, "seed": seed},
                              "config": dict(model=base_dirs[name], task=task, eval_fraction=0.05,
@@ -565,8 +625,8 @@ def main(argv: list[str] | None = None) -> dict:
         args=vars(args), weights=weights, ratios=ratios, sizes=[f"{h}x{l}" for h, l in sizes], main=main_name,
         before=before, results=results, mixtures=mixtures, closed=info["parts"], pool_tokens=pool_tokens,
         wrong_key=wrong_key, budget=budget, published=published, pretrain=pre,
-        dsir_manifest=read_manifest(replay_sets["dsir"]).extra.get("sampling", {}).get("dsir", {}),
-        clock=clock.stages, load=(load0, os.getloadavg()), units=info["units"], pool_raw=info["pool_raw"])
+        dsir_manifest=estimated,
+        clock=clock.stages, cpu=clock.cpu, load=(load0, os.getloadavg()), units=info["units"], pool_raw=info["pool_raw"])
     moat_report.write(report, report_dir)
     clock.lap("report")
     print(moat_report.markdown(report))
@@ -576,4 +636,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UsageError as e:
+        print(f"moat_experiment: error: {e}", file=sys.stderr)
+        sys.exit(2)

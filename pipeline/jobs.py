@@ -246,6 +246,7 @@ def sample(
     quality_temperature: float | None = None,
     rows_per_shard: int = 10_000,
     tokenizer: str | None = None,
+    stratify: bool = True,
     overwrite: bool = False,
     runner: str = "DirectRunner",
     workers: int = 0,
@@ -257,6 +258,9 @@ def sample(
     warn: Callable[[str], None] | None = None,
 ) -> Manifest:
     """Write a replay set drawn from the shard set `shards` into `output`; returns its manifest.
+
+    With `reference`, `stratify` (default) first estimates the reference's mixture over the set's
+    domain/lang keys and runs DSIR within each key for its share; False is one global top-k.
 
     Exactly one of `target` (a preset name or a weights YAML: the exact interleave) and `reference`
     (a text file: DSIR importance resampling), and one budget, `tokens` or `docs`. `by` is what the
@@ -335,7 +339,7 @@ def sample(
         _run_sample(shardset, staged.staging, picks if target else None, report if target else None,
                     texts if reference else None, budget=budget, by=by, seed=seed,
                     quality_temperature=quality_temperature, rows_per_shard=rows_per_shard, tokenizer=tokenizer,
-                    options=options, runner=runner, progress=progress)
+                    options=options, runner=runner, progress=progress, stratify=stratify)
     return read_manifest(output)
 
 
@@ -353,7 +357,7 @@ def warn_coverage(report: dict, target: str, warn: Callable[[str], None]) -> Non
 
 def _run_sample(shardset, output: str, picks, report, texts, *, budget: int, by: str, seed: int,
                 quality_temperature: float | None, rows_per_shard: int, tokenizer: str | None,
-                options: PipelineOptions, runner: str, progress: bool) -> None:
+                options: PipelineOptions, runner: str, progress: bool, stratify: bool = True) -> None:
     """Materialize the plan (or the DSIR selection), under progress bars when asked."""
     import apache_beam as beam
 
@@ -375,7 +379,7 @@ def _run_sample(shardset, output: str, picks, report, texts, *, budget: int, by:
         else:
             sample_reference(pipeline, shardset, output, texts, budget=budget, by=by, seed=seed,
                              quality_temperature=quality_temperature, rows_per_part=rows_per_shard,
-                             tokenizer=tokenizer)
+                             tokenizer=tokenizer, stratify=stratify)
     view.run(pipeline)
 
 

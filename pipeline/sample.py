@@ -44,7 +44,7 @@ from replaymill.schemas.manifest import (
 )
 from replaymill.shards.io import read_shard_bytes, write_manifest, write_shard
 from replaymill.shards.reader import ShardSet
-from replaymill.shards.sampler import ReplaySampler, key_for
+from replaymill.shards.sampler import ReplaySampler, key_for, renormalized_weights
 from replaymill.transforms import dsir
 from replaymill.transforms.interleave import divergence
 from replaymill.transforms.tokens import count_tokens, load_tokenizer
@@ -265,10 +265,19 @@ def _truncate(cands: list[tuple], budget: int) -> list[tuple]:
     return cands
 
 
+def _sizes(table: pa.Table, texts: list[str], by: str, tokenizer: Any) -> np.ndarray:
+    """What each document costs of the budget: its tokens (recounted with `tokenizer` if given) or 1."""
+    if by == "tokens" and tokenizer is not None:
+        return np.maximum(np.asarray(count_tokens(texts, tokenizer), dtype=np.int64), 1)
+    if by == "tokens":
+        return np.maximum(table.column("n_tokens").fill_null(1).to_numpy(zero_copy_only=False), 1)
+    return np.ones(len(texts), dtype=np.int64)
+
+
 class _ScoreShard(beam.DoFn):
     """Gumbel keys of one shard's documents; emits only the shard's own best up to the budget."""
 
-    def __init__(self, root: str, reference_counts: np.ndarray, seed: int, budget: int, by: str,
+    def __init__(self, root: str, reference_counts: np.ndarray | None, seed: int, budget: int, by: str,
                  alpha: float, quality_temperature: float | None, tokenizer: str | None = None):
         self.root, self.ref, self.seed, self.budget, self.by = root, reference_counts, seed, budget, by
         self.alpha, self.quality_temperature, self.tokenizer_path = alpha, quality_temperature, tokenizer
@@ -281,26 +290,116 @@ class _ScoreShard(beam.DoFn):
     def setup(self) -> None:
         self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
 
-    def process(self, element: tuple[int, dict], pool_counts: np.ndarray) -> Iterator[list[tuple]]:
+    def candidates(self, s: int, info: dict, ratio: np.ndarray) -> list[tuple]:
+        """(-key, shard, row, size) of every document of shard `s`, best first."""
         self._progress.add("sample.scored")
-        if self._ratio is None:
-            self._ratio = dsir.log_ratio(self.ref, pool_counts, self.alpha)
-        s, info = element
         table = _load_table(self.root, info, ["id", "text", "n_tokens", "quality"])
         texts = [t or "" for t in table.column("text").to_pylist()]
-        logw = dsir.log_importance_weights(texts, self._ratio)
+        logw = dsir.log_importance_weights(texts, ratio)
         if self.quality_temperature is not None:
             q = table.column("quality").fill_null(0.0).to_numpy(zero_copy_only=False)
             logw = logw + dsir.quality_log_weights(q, self.quality_temperature)
         keys = dsir.gumbel_keys(logw, table.column("id").to_pylist(), self.seed)
-        if self.by == "tokens" and self._tokenizer is not None:
-            sizes = np.maximum(np.asarray(count_tokens(texts, self._tokenizer), dtype=np.int64), 1)
-        elif self.by == "tokens":
-            sizes = np.maximum(table.column("n_tokens").fill_null(1).to_numpy(zero_copy_only=False), 1)
-        else:
-            sizes = np.ones(len(texts), dtype=np.int64)
-        cands = sorted((-float(keys[i]), s, i, int(sizes[i])) for i in range(len(texts)))
-        yield _truncate(cands, self.budget)
+        sizes = _sizes(table, texts, self.by, self._tokenizer)
+        return sorted((-float(keys[i]), s, i, int(sizes[i])) for i in range(len(texts)))
+
+    def process(self, element: tuple[int, dict], pool_counts: np.ndarray) -> Iterator[list[tuple]]:
+        if self._ratio is None:
+            self._ratio = dsir.log_ratio(self.ref, pool_counts, self.alpha)
+        s, info = element
+        yield _truncate(self.candidates(s, info, self._ratio), self.budget)
+
+
+class _ScoreShardInKey(_ScoreShard):
+    """Stratified DSIR: a shard's documents scored against the reference documents of its own key
+    (the plan's ratio), cut at that key's budget; keyed by the key for a per-key merge."""
+
+    def process(self, element: tuple[int, dict], plan: dict) -> Iterator[tuple[str, list[tuple]]]:
+        s, info = element
+        key = _key(info)
+        if plan["budgets"].get(key, 0) <= 0:
+            self._progress.add("sample.scored")
+            return
+        yield key, _truncate(self.candidates(s, info, plan["ratios"][key]), plan["budgets"][key])
+
+
+def _key(info: dict) -> str:
+    return f"{info['domain']}/{info['lang']}"
+
+
+class _PoolCountsByKey(beam.DoFn):
+    """(shard key, (hashed n-gram counts, documents, budget units)) of one shard: the per-key models."""
+
+    def __init__(self, root: str, num_buckets: int, by: str, tokenizer: str | None = None):
+        self.root, self.num_buckets, self.by, self.tokenizer_path = root, num_buckets, by, tokenizer
+
+    def setup(self) -> None:
+        self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
+
+    def process(self, element: tuple[int, dict]) -> Iterator[tuple[str, tuple]]:
+        _, info = element
+        table = _load_table(self.root, info, ["text", "n_tokens"])
+        texts = [t or "" for t in table.column("text").to_pylist()]
+        units = int(_sizes(table, texts, self.by, self._tokenizer).sum())
+        yield _key(info), (dsir.bucket_counts(texts, self.num_buckets), len(texts), units)
+
+
+class _SumKeyStats(beam.CombineFn):
+    def create_accumulator(self) -> tuple:
+        return (None, 0, 0)
+
+    def add_input(self, acc: tuple, x: tuple) -> tuple:
+        return self.merge_accumulators([acc, x])
+
+    def merge_accumulators(self, accs: Iterable[tuple]) -> tuple:
+        counts, docs, units = None, 0, 0
+        for c, d, u in accs:
+            if c is not None:
+                counts = c.copy() if counts is None else counts + c
+            docs, units = docs + d, units + u
+        return counts, docs, units
+
+    def extract_output(self, acc: tuple) -> tuple:
+        return acc
+
+
+def stratified_plan(stats: dict[str, tuple], reference_features: list[np.ndarray], budget: int, alpha: float,
+                    num_buckets: int) -> dict:
+    """Budgets and within-key importance ratios of stratified DSIR.
+
+    The reference's document shares per key (`dsir.estimate_mixture`) become budget shares with each
+    key's mean document size (tokens, or 1 by documents); keys explaining less than half a reference
+    document are left out; a key with too little in the pool gives all it has and the others share
+    the rest in their ratios (water-filling, as `--on-short renormalize`)."""
+    key_counts = {k: v[0] for k, v in stats.items() if v[0] is not None and v[1] > 0}
+    shares, post, keys = dsir.estimate_mixture(reference_features, key_counts, alpha)
+    kept = sorted(k for k, p in shares.items() if p * len(post) >= 0.5)
+    raw = [shares[k] * stats[k][2] / stats[k][1] for k in kept]
+    weights = [w / sum(raw) for w in raw]
+    available = [stats[k][2] for k in kept]
+    if any(w * budget > a for w, a in zip(weights, available)):
+        weights = renormalized_weights(weights, available, budget)
+    per_key_ref = dsir.key_reference_counts(reference_features, post, keys, num_buckets)
+    budgets = {k: w * budget for k, w in zip(kept, weights)}
+    return {"budgets": budgets,
+            "ratios": {k: dsir.log_ratio(per_key_ref[k], key_counts[k], alpha) for k in kept},
+            "estimate": {k: {"doc_share": shares[k], "budget_share": w, "budget": round(budgets[k]),
+                             "reference_docs": float(post[:, keys.index(k)].sum())} for k, w in zip(kept, weights)},
+            "left_out": {k: p for k, p in shares.items() if k not in kept and p > 1e-4}}
+
+
+class _Concat(beam.CombineFn):
+    def create_accumulator(self) -> list:
+        return []
+
+    def add_input(self, acc: list, x: list) -> list:
+        return acc + list(x)
+
+    def merge_accumulators(self, accs: Iterable[list]) -> list:
+        return [c for a in accs for c in a]
+
+    def extract_output(self, acc: list) -> list:
+        return sorted(acc)
 
 
 class _TopByBudget(beam.CombineFn):
@@ -469,22 +568,42 @@ def sample_target(p: beam.Pipeline, shardset: ShardSet, output: str, picks: list
 def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, reference_texts: list[str], *,
                      budget: int, by: str, seed: int, num_buckets: int = dsir.NUM_BUCKETS, alpha: float = 1.0,
                      quality_temperature: float | None = None, rows_per_part: int = 10_000,
-                     tokenizer: str | None = None) -> beam.PCollection:
+                     tokenizer: str | None = None, stratify: bool = True) -> beam.PCollection:
     """DSIR selection toward `reference_texts` and its materialization, all in one Beam graph.
 
-    `tokenizer`: the budget counts that tokenizer's tokens (recounted unless the set was built with it)."""
+    `stratify` (default): estimate the reference's mixture over the set's domain/lang keys and run
+    DSIR within each key for its share of the budget (see transforms/dsir.py); else one global
+    Gumbel top-k over all documents (DSIR as published, which collapses onto the domain the
+    reference over-represents most). `tokenizer`: the budget counts that tokenizer's tokens
+    (recounted unless the set was built with it)."""
     recount, counter = token_counting(shardset, tokenizer)
     root = shardset.root
     infos = [i.model_dump() for i in shardset.shards]
     ref_counts = dsir.bucket_counts(reference_texts, num_buckets)
     shards = p | "Shards" >> beam.Create(list(enumerate(infos))) | "SpreadShards" >> beam.Reshuffle()
-    pool = (shards | "PoolCounts" >> beam.ParDo(_PoolCounts(root, num_buckets))
-            | "SumPool" >> beam.CombineGlobally(_SumArrays(num_buckets)))
-    selection = (shards
-                 | "Score" >> beam.ParDo(_ScoreShard(root, ref_counts, seed, budget, by, alpha, quality_temperature,
-                                                    recount),
-                                         beam.pvalue.AsSingleton(pool))
-                 | "TopByBudget" >> beam.CombineGlobally(_TopByBudget(budget)))
+    plan = None
+    if stratify:
+        features = [dsir.feature_ids(t, num_buckets) for t in reference_texts]
+        stats = (shards | "KeyCounts" >> beam.ParDo(_PoolCountsByKey(root, num_buckets, by, recount))
+                 | "SumKeys" >> beam.CombinePerKey(_SumKeyStats()) | "KeyDict" >> beam.combiners.ToDict())
+        pool = stats | "SumPool" >> beam.Map(
+            lambda st: sum((v[0] for v in st.values() if v[0] is not None), np.zeros(num_buckets, dtype=np.int64)))
+        plan = stats | "Plan" >> beam.Map(stratified_plan, features, budget, alpha, num_buckets)
+        selection = (shards
+                     | "Score" >> beam.ParDo(_ScoreShardInKey(root, None, seed, budget, by, alpha, quality_temperature,
+                                                              recount), beam.pvalue.AsSingleton(plan))
+                     | "TopPerKey" >> beam.CombinePerKey(_TopByBudget(budget))
+                     | "KeyBudget" >> beam.Map(lambda kv, pl: _truncate(kv[1], pl["budgets"][kv[0]]),
+                                               beam.pvalue.AsSingleton(plan))
+                     | "AllKeys" >> beam.CombineGlobally(_Concat()))
+    else:
+        pool = (shards | "PoolCounts" >> beam.ParDo(_PoolCounts(root, num_buckets))
+                | "SumPool" >> beam.CombineGlobally(_SumArrays(num_buckets)))
+        selection = (shards
+                     | "Score" >> beam.ParDo(_ScoreShard(root, ref_counts, seed, budget, by, alpha,
+                                                         quality_temperature, recount),
+                                             beam.pvalue.AsSingleton(pool))
+                     | "TopByBudget" >> beam.CombineGlobally(_TopByBudget(budget)))
 
     def to_requests(sel: list[tuple]) -> Iterator[tuple[dict, list[tuple]]]:
         picks = [(pos, s, row, 0) for pos, (_, s, row, _) in enumerate(sel)]
@@ -498,10 +617,17 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
     base = {"mode": "reference", "by": by, "budget": budget, "seed": seed, "on_short": "n/a",
             "quality_temperature": quality_temperature, "pool_docs": shardset.manifest.total.docs,
             "dsir": {"num_buckets": num_buckets, "ngrams": [1, 2], "alpha": alpha,
-                     "reference_docs": len(reference_texts)}}
-    report = (p | "ReportSeed" >> beam.Create([None])
-              | "BuildReport" >> beam.Map(
-                  lambda _, sel, pool_c, sel_c: _selection_report(sel, pool_c, sel_c, ref_counts, infos, base),
-                  beam.pvalue.AsSingleton(selection), beam.pvalue.AsSingleton(pool),
-                  beam.pvalue.AsSingleton(selected_counts)))
+                     "reference_docs": len(reference_texts), "stratified": stratify}}
+
+    def build_report(_, sel, pool_c, sel_c, pl=None):
+        report = _selection_report(sel, pool_c, sel_c, ref_counts, infos, base)
+        if pl is not None:
+            report["dsir"]["estimated_mixture"] = pl["estimate"]
+            report["dsir"]["left_out_keys"] = pl["left_out"]
+        return report
+
+    sides = [beam.pvalue.AsSingleton(selection), beam.pvalue.AsSingleton(pool), beam.pvalue.AsSingleton(selected_counts)]
+    if plan is not None:
+        sides.append(beam.pvalue.AsSingleton(plan))
+    report = p | "ReportSeed" >> beam.Create([None]) | "BuildReport" >> beam.Map(build_report, *sides)
     return _write_all(picked.docs, report, output, shardset, counter, bool(recount))

@@ -15,6 +15,19 @@ the reference likely:
    selection does not depend on how the pool is partitioned across workers.
 
 Optional quality weighting inside a domain uses the same Gumbel machinery with log w = quality / T.
+
+Stratified selection (the default of `replaymill sample --reference`). Log weights are sums over a
+document's features, so they span hundreds of nats and Gumbel top-k is effectively "the
+highest-scoring documents": the selection collapses onto whichever domain the reference
+over-represents most relative to the pool (measured: 91% books for a reference that is 25% books,
+bench/moat_experiment.py). Stratifying restores the reference's mixture:
+
+5. `estimate_mixture`: each reference document's likelihood under one bag-of-ngrams model per pool
+   key (domain/lang), and EM for the mixture weights (documents' posteriors over keys); the result
+   is the reference's share of *documents* per key, which is unbiased for text a model generated
+   from its document separator even when generation was cut at a length cap.
+6. The caller turns document shares into budgets (with each key's mean document size), and runs
+   DSIR inside each key against the reference documents assigned to it (`key_reference_counts`).
 """
 from __future__ import annotations
 
@@ -108,6 +121,50 @@ def quality_log_weights(quality: np.ndarray, temperature: float) -> np.ndarray:
         raise ValueError(f"quality temperature must be > 0, got {temperature}")
     q = np.nan_to_num(np.asarray(quality, dtype=np.float64), nan=0.0)
     return q / temperature
+
+
+def estimate_mixture(reference_features: Sequence[np.ndarray], key_counts: dict[str, np.ndarray],
+                     alpha: float = 1.0, iterations: int = 100) -> tuple[dict[str, float], np.ndarray, list[str]]:
+    """Mixture weights over pool keys that best explain the reference documents (EM, documents as units).
+
+    `reference_features`: each reference document's feature ids (`feature_ids`); `key_counts`: each
+    key's summed pool counts. Returns ({key: share of reference documents}, posteriors `[docs, keys]`
+    of the documents with features, the key order). Documents without features carry no evidence
+    and are left out.
+    """
+    keys = sorted(key_counts)
+    if not keys:
+        raise ValueError("no pool keys to estimate a mixture over")
+    logp = np.stack([log_probs(key_counts[k], alpha) for k in keys])  # [keys, buckets]
+    docs = [f for f in reference_features if len(f)]
+    if not docs:
+        raise ValueError("the reference has no words to estimate a mixture from")
+    ll = np.stack([logp[:, f].sum(axis=1) for f in docs])  # [docs, keys] log-likelihoods
+    log_pi = np.full(len(keys), -np.log(len(keys)))
+    post = np.empty_like(ll)
+    for _ in range(iterations):
+        a = ll + log_pi
+        a -= a.max(axis=1, keepdims=True)
+        post = np.exp(a)
+        post /= post.sum(axis=1, keepdims=True)
+        pi = post.mean(axis=0)
+        new = np.log(np.maximum(pi, 1e-300))
+        if np.allclose(new, log_pi, atol=1e-9):
+            break
+        log_pi = new
+    return {k: float(p) for k, p in zip(keys, post.mean(axis=0))}, post, keys
+
+
+def key_reference_counts(reference_features: Sequence[np.ndarray], posteriors: np.ndarray, keys: list[str],
+                         num_buckets: int = NUM_BUCKETS, min_posterior: float = 1e-4) -> dict[str, np.ndarray]:
+    """Each key's share of the reference: feature counts weighted by the documents' posteriors."""
+    out = {k: np.zeros(num_buckets, dtype=np.float64) for k in keys}
+    docs = [f for f in reference_features if len(f)]
+    for f, post in zip(docs, posteriors):
+        counts = np.bincount(f, minlength=num_buckets)
+        for k in np.flatnonzero(post >= min_posterior):
+            out[keys[k]] += post[k] * counts
+    return out
 
 
 def hashed_kl(p_counts: np.ndarray, q_counts: np.ndarray, alpha: float = 1.0) -> float:

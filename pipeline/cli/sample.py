@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", metavar="PATH",
                    help="count the token budget in this tokenizer's tokens (tokenizer.json or an HF tokenizer/model "
                    "directory, e.g. the base model's); documents are recounted unless the set was built with it")
+    p.add_argument("--dsir", choices=("stratified", "global"), default="stratified",
+                   help="with --reference: estimate the reference's mixture over the set's domain/lang keys and "
+                   "select within each key (stratified, default), or one top-k over all documents (global: DSIR "
+                   "as published, which collapses onto the domain the reference over-represents most)")
     p.add_argument("--seed", type=int, default=0, help="seed of the within-domain permutations / Gumbel noise")
     p.add_argument("--quality-temperature", type=float, default=None, metavar="T",
                    help="weight documents within a domain by exp(quality / T) (smaller T: best first)")
@@ -81,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         manifest = sample(args.input, args.output, target=args.target, reference=args.reference, tokens=args.tokens,
                           docs=args.docs, by=args.by, on_short=args.on_short, seed=args.seed,
                           quality_temperature=args.quality_temperature, rows_per_shard=args.rows_per_shard,
-                          tokenizer=args.tokenizer, overwrite=args.overwrite, runner=args.runner, options=options,
+                          tokenizer=args.tokenizer, stratify=args.dsir == "stratified", overwrite=args.overwrite,
+                          runner=args.runner, options=options,
                           progress=True, notify=print,
                           warn=lambda m: print(f"replaymill sample: warning: {m}", file=sys.stderr))
     except InputError as e:
@@ -147,5 +152,10 @@ def summary(manifest) -> None:
         console.print(line, soft_wrap=True)
     else:
         d = s["dsir"]
+        if d.get("estimated_mixture"):
+            est = sorted(d["estimated_mixture"].items(), key=lambda kv: -kv[1]["doc_share"])
+            console.print("estimated reference mixture (share of reference documents -> share of the budget): "
+                          + ", ".join(f"{k} {e['doc_share']:.1%} -> {e['budget_share']:.1%}" for k, e in est),
+                          soft_wrap=True)
         console.print(f"DSIR hashed-n-gram KL(reference || selection) {d['kl_reference_to_selection']:.4f} "
                       f"vs KL(reference || pool) {d['kl_reference_to_pool']:.4f} nats", soft_wrap=True)
