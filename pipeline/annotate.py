@@ -31,6 +31,7 @@ from replaymill.schemas.recipe import Recipe
 from replaymill.transforms.domains import tag_domain
 from replaymill.transforms.langid_cascade import LangResult, LanguageCascade
 from replaymill.transforms.quality import check_rules, compute_signals, quality_score
+from replaymill.transforms.quality.languages import read_stop_word_file
 from replaymill.transforms.tokens import count_tokens, estimate_tokens, load_tokenizer
 
 STAGE = "annotate"
@@ -56,6 +57,8 @@ class AnnotateBatchFn(beam.DoFn):
         # Fails at pipeline construction, on the driver, if the model path is wrong.
         self._identifier = LanguageCascade(recipe.langid)
         self._progress = progress.reporter()
+        # Stop-word files a recipe names, read here on the driver (a bad file fails before the run).
+        self._stop_words = {lang: read_stop_word_file(path) for lang, path in recipe.quality.stop_words.items()}
 
     def setup(self) -> None:
         self._identifier.load()
@@ -84,8 +87,8 @@ class AnnotateBatchFn(beam.DoFn):
         if reason is not None:
             return reason
         text = doc["text"]
-        signals = compute_signals(text, lang)
-        failed = check_rules(signals, self.quality)
+        signals = compute_signals(text, lang, self._stop_words)
+        failed = check_rules(signals, self.quality, lang)
         if failed is not None:
             rule_set, signal = failed.split(":", 1)
             return failed, f"{signal}={signals[signal]:.4g} fails {rule_set}"
@@ -95,7 +98,7 @@ class AnnotateBatchFn(beam.DoFn):
             lang_score=score,
             lang_model=language.model,
             signals=signals,
-            quality=quality_score(signals),
+            quality=quality_score(signals, lang),
             domain=tag_domain(doc),
             n_chars=len(text),
             n_tokens=None if self.tokenizer_path else estimate_tokens(text),

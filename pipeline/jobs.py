@@ -104,6 +104,40 @@ def check_languages(recipe: Recipe) -> None:
         raise InputError(f"invalid recipe {recipe.name}: langid.keep: unknown language code {', '.join(unknown)}")
 
 
+def check_quality_languages(recipe: Recipe, warn: Callable[[str], None] | None = None) -> list[str]:
+    """Read the recipe's stop-word files (InputError if one is unreadable), and warn when rules
+    that only fit English meet non-English languages of the keep-list; returns the warnings."""
+    from replaymill.transforms.quality.languages import FINEWEB2_THRESHOLDS, has_stop_words, read_stop_word_file
+
+    quality = recipe.quality
+    for lang, path in quality.stop_words.items():
+        try:
+            read_stop_word_file(path)
+        except ValueError as e:
+            raise InputError(f"invalid recipe {recipe.name}: quality.stop_words.{lang}: {_first_line(e)}") from None
+    others = sorted(set(recipe.langid.keep or ()) - {"en"})
+    warnings = []
+    if others and quality.c4.enabled:
+        warnings.append(f"c4 rules are English-only (lorem ipsum, javascript and policy phrases, English sentence "
+                        f"ends) but the keep-list has {', '.join(others)}")
+    word_sets = [n for n in ("gopher_quality", "gopher_repetition", "fineweb") if getattr(quality, n).enabled]
+    if others and word_sets and not quality.per_language:
+        warnings.append(f"quality.per_language is off: {', '.join(word_sets)} apply English stop words and "
+                        f"thresholds to {', '.join(others)}")
+    elif others and word_sets:
+        english = [c for c in others if c not in FINEWEB2_THRESHOLDS]
+        if english:
+            warnings.append(f"{', '.join(word_sets)}: English (Gopher/FineWeb) thresholds for {', '.join(english)} "
+                            f"(FineWeb-2 per-language values ship for {', '.join(sorted(FINEWEB2_THRESHOLDS))})")
+        no_list = [c for c in others if not has_stop_words(c, {k: frozenset() for k in quality.stop_words})]
+        if quality.gopher_quality.enabled and no_list:
+            warnings.append(f"no stop-word list for {', '.join(no_list)}: gopher_quality's stop-word rule is skipped "
+                            "for them (name one with quality.stop_words)")
+    for w in warnings:
+        (warn or log.warning)(f"recipe {recipe.name}: {w}")
+    return warnings
+
+
 def check_eval_files(recipe: Recipe) -> None:
     """Every `decontaminate.eval_files` pattern must match files that hold evaluation text."""
     if not recipe.decontaminate.enabled:
@@ -179,6 +213,7 @@ def build(
                                     min_partition_mb=min_partition_mb, write_rejects=write_rejects,
                                     decontaminate=decontaminate)
     check_languages(resolved)
+    check_quality_languages(resolved)
     check_eval_files(resolved)
     if tokenizer:
         from replaymill.transforms.tokens import TokenizerError, open_tokenizer

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from replaymill.transforms.quality.base import Rule
-from replaymill.transforms.quality.registry import RULE_SET_NAMES, RULE_SETS
+from replaymill.transforms.quality.registry import RULE_SET_NAMES, RULE_SETS, language_rules
 
 
 class _QualityConfigBase(BaseModel):
@@ -34,13 +34,15 @@ class _QualityConfigBase(BaseModel):
             raise ValueError(f"max_chars ({self.max_chars}) is below min_chars ({self.min_chars}): no document could pass")
         return self
 
-    def enabled_rules(self) -> list[tuple[str, Rule]]:
-        """(rule set name, rule) of every enabled set, in registry (checking) order."""
+    def enabled_rules(self, lang: str | None = None) -> list[tuple[str, Rule]]:
+        """(rule set name, rule) of every enabled set for a document in `lang`, in registry
+        (checking) order; per-language thresholds and stop words as `registry.language_rules` says."""
+        langs = frozenset(self.stop_words)
         return [
             (name, rule)
             for name in RULE_SET_NAMES
             if getattr(self, name).enabled
-            for rule in getattr(self, name).rules()
+            for rule in language_rules(name, getattr(self, name), lang, self.per_language, langs)
         ]
 
 
@@ -52,9 +54,14 @@ QualityConfig = create_model(
 
     One field per registered rule set (see `transforms.quality`). Signals are always computed and
     stored, whether or not a rule set is enabled. `min_chars`/`max_chars` bound the text length
-    (reasons `too_short`/`too_long`).
+    (reasons `too_short`/`too_long`). `per_language` (default on) checks and scores a non-English
+    document against its language's stop words and FineWeb-2's published thresholds where they
+    exist (`transforms.quality.languages`); `stop_words` maps a language code to a stop-word file
+    (one word a line) that replaces stopwords-iso's list for it.
     """,
     **{rs.name: (rs.thresholds, Field(default_factory=rs.thresholds)) for rs in RULE_SETS},
     min_chars=(int, Field(1, ge=0)),
     max_chars=(int, Field(10_000_000, ge=0)),
+    per_language=(bool, True),
+    stop_words=(dict[str, str], Field(default_factory=dict)),
 )

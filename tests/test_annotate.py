@@ -15,6 +15,7 @@ from replaymill.pipeline.options import make_options
 from replaymill.schemas.domains import DOMAINS
 from replaymill.schemas.document import new_document, to_record_batch
 from replaymill.schemas.recipe import Recipe
+from replaymill.transforms.langid_cascade import LanguageCascade
 from replaymill.transforms.quality import SIGNAL_NAMES, check_rules, compute_signals
 
 N_DOCS = 120
@@ -94,7 +95,8 @@ def test_rejects_carry_a_reason_that_matches_the_document(annotated):
         elif r["reason"] == "too_long":
             assert len(doc["text"]) > 20_000
         elif ":" in r["reason"]:
-            assert check_rules(compute_signals(doc["text"]), RECIPE.quality) == r["reason"]
+            lang = LanguageCascade(RECIPE.langid).predict(doc["text"]).lang  # rules are per language
+            assert check_rules(compute_signals(doc["text"], lang), RECIPE.quality, lang) == r["reason"]
 
 
 def test_a_beam_counter_per_reason_matches_the_rejects(annotated):
@@ -109,7 +111,7 @@ def test_an_exception_on_one_document_dead_letters_it(shared_data, monkeypatch):
     victim = next(d for d in docs if len(d["text"]) > 2000)
     real = annotate_module.compute_signals
 
-    def flaky(text: str, lang: str | None = None) -> dict:
+    def flaky(text: str, lang: str | None = None, stop_word_files: dict | None = None) -> dict:
         if text == victim["text"]:
             raise RuntimeError("boom")
         return real(text, lang)

@@ -40,7 +40,7 @@ def test_each_rule_set_computes_exactly_its_signals(rule_set: RuleSet):
 def test_schema_recipe_and_signals_derive_from_the_registry():
     assert SIGNAL_NAMES == tuple(s for rs in RULE_SETS for s in rs.signals)
     assert tuple(DOC_SCHEMA.field("signals").type.names) == SIGNAL_NAMES
-    assert tuple(QualityConfig.model_fields) == (*RULE_SET_NAMES, "min_chars", "max_chars")
+    assert tuple(QualityConfig.model_fields) == (*RULE_SET_NAMES, "min_chars", "max_chars", "per_language", "stop_words")
     config = QualityConfig.model_validate({name: True for name in RULE_SET_NAMES})
     assert [name for name, _ in config.enabled_rules()] == [
         rs.name for rs in RULE_SETS for _ in rs.thresholds().rules()]

@@ -1,7 +1,8 @@
 """Gopher quality filter (Rae et al. 2021, arXiv 2112.11446, appendix A.1.1).
 
 Definitions: words as in `text_view`; "alphabetic" means holding a letter (Unicode class L); stop
-words are Gopher's eight, matched case-insensitively; bullet lines start with one of
+words are Gopher's eight for English (and unknown languages), matched case-insensitively, and the
+document language's list otherwise (`quality.languages`: stopwords-iso or a recipe's file); bullet lines start with one of
 • ‣ ⁃ ◦ ● ○ ▪ ▫ ■ □ ∙ - *; ellipsis lines end with ... or …. The word rules are for
 space-delimited languages, as in the paper.
 """
@@ -12,6 +13,7 @@ import itertools
 import regex
 
 from replaymill.transforms.quality.base import RuleSet, Thresholds
+from replaymill.transforms.quality.languages import count_stop_words
 from replaymill.transforms.quality.text_view import TextView
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})  # Gopher's list
@@ -49,7 +51,8 @@ def compute(view: TextView) -> dict[str, float]:
         "bullet_line_frac": sum(line.startswith(BULLETS) for line in lines) * per_line,
         "ellipsis_line_frac": sum(line.endswith(ELLIPSES) for line in lines) * per_line,
         "alpha_word_frac": (n_words - non_alpha) * per_word,
-        "stop_words": float(sum(vocab.get(w, 0) for w in _STOP_WORD_CASINGS)),
+        "stop_words": float(sum(vocab.get(w, 0) for w in _STOP_WORD_CASINGS) if view.stop_words is None
+                            else count_stop_words(vocab, view.stop_words)),
     }
 
 

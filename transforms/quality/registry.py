@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from replaymill.transforms.quality.base import Rule, RuleSet, passes, rule_score
+from replaymill.transforms.quality.base import Rule, RuleSet, Thresholds, passes, rule_score
+from replaymill.transforms.quality.languages import has_stop_words, stop_words_for, threshold_overrides
 from replaymill.transforms.quality.text_view import TextView
 
-_NOT_RULE_SETS = frozenset({"base", "registry", "text_view"})
-RESERVED_NAMES = frozenset({"min_chars", "max_chars"})  # QualityConfig's own fields
+_NOT_RULE_SETS = frozenset({"base", "registry", "text_view", "languages"})
+RESERVED_NAMES = frozenset({"min_chars", "max_chars", "per_language", "stop_words"})  # QualityConfig's own fields
 
 
 def discover(package: str = __package__) -> tuple[RuleSet, ...]:
@@ -63,28 +65,65 @@ SCORE_RULES: tuple[Rule, ...] = tuple(rule for rs in RULE_SETS for rule in rs.sc
 _COMPUTES = tuple(rs.compute for rs in RULE_SETS)
 
 
-def compute_signals(text: str, lang: str | None = None) -> dict[str, float]:
-    """Every signal in SIGNAL_NAMES (in that order) for one text, over one shared `TextView`."""
-    view = TextView(text, lang)
+def compute_signals(text: str, lang: str | None = None,
+                    stop_word_files: dict[str, frozenset[str]] | None = None) -> dict[str, float]:
+    """Every signal in SIGNAL_NAMES (in that order) for one text, over one shared `TextView`;
+    word-based signals use `lang`'s stop words (`languages.stop_words_for`)."""
+    view = TextView(text, lang, stop_words_for(lang, stop_word_files))
     signals: dict[str, float] = {}
     for compute in _COMPUTES:
         signals.update(compute(view))
     return signals
 
 
-def check_rules(signals: dict[str, float], config: Any) -> str | None:
-    """The first failing rule of `config`'s enabled rule sets as `<rule set>:<signal>`, or None.
+def language_rules(name: str, thresholds: Thresholds, lang: str | None, per_language: bool = True,
+                   stop_word_langs: frozenset[str] = frozenset()) -> list[Rule]:
+    """The rules of one rule set for a document in `lang`.
+
+    With `per_language`, FineWeb-2's published values for `lang` replace thresholds the recipe left
+    at their defaults (`languages.threshold_overrides`), and the stop-word rule is dropped for a
+    language with no stop-word list (it cannot be applied; English keeps Gopher's). Without it,
+    the recipe's thresholds as they are (Gopher's English stop words for every language).
+    """
+    if not per_language:
+        return thresholds.rules()
+    defaults = type(thresholds)()
+    update = {field: value for (rs, field), value in threshold_overrides(lang).items()
+              if rs == name and getattr(thresholds, field) == getattr(defaults, field)}
+    rules = (thresholds.model_copy(update=update) if update else thresholds).rules()
+    if not has_stop_words(lang, {k: frozenset() for k in stop_word_langs}):
+        rules = [r for r in rules if r.signal != "stop_words"]
+    return rules
+
+
+def check_rules(signals: dict[str, float], config: Any, lang: str | None = None) -> str | None:
+    """The first failing rule of `config`'s enabled rule sets (for a document in `lang`) as
+    `<rule set>:<signal>`, or None.
 
     `config` is a `schemas.filters.QualityConfig` (typed loosely: schemas builds it from this registry).
     """
-    for rule_set, rule in config.enabled_rules():
+    for rule_set, rule in config.enabled_rules(lang):
         if not passes(signals[rule.signal], rule):
             return f"{rule_set}:{rule.signal}"
     return None
 
 
-def quality_score(signals: dict[str, float]) -> float:
-    """Soft fraction of the published rules a document passes (every scored set, default thresholds).
+def score_rules(lang: str | None = None) -> tuple[Rule, ...]:
+    """The rules of the `quality` score for a document in `lang`: every scored set's published
+    defaults, with FineWeb-2's values for `lang` where published (`language_rules`)."""
+    return _score_rules(lang if threshold_overrides(lang) or not has_stop_words(lang) else None)
+
+
+@lru_cache(maxsize=None)
+def _score_rules(lang: str | None) -> tuple[Rule, ...]:
+    if lang is None:
+        return SCORE_RULES
+    return tuple(rule for rs in RULE_SETS if rs.in_score for rule in language_rules(rs.name, rs.thresholds(), lang))
+
+
+def quality_score(signals: dict[str, float], lang: str | None = None) -> float:
+    """Soft fraction of the published rules a document passes (every scored set, default thresholds,
+    per-language values for `lang` where FineWeb-2 published them, so scores compare across languages).
 
     The mean of `rule_score` over SCORE_RULES (30 with the four published sets): 1.0 when every
     signal is well inside its bound, each clearly failed rule costs about 1/30, and the score
@@ -92,4 +131,4 @@ def quality_score(signals: dict[str, float]) -> float:
     banded signals (word count 50-100k, mean word length 3-10) it peaks inside the band.
     Independent of which rule sets a recipe enables.
     """
-    return float(np.mean([rule_score(signals[r.signal], r) for r in SCORE_RULES]))
+    return float(np.mean([rule_score(signals[r.signal], r) for r in score_rules(lang)]))

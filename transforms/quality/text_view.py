@@ -60,14 +60,17 @@ class TextView:
     lines, per_line   non-empty whitespace-stripped lines; 1 / their number (0 without lines)
     line_duplicates   (lines equal to an earlier line, their characters)
     paragraphs        non-empty whitespace-stripped paragraphs
+    stop_words        the stop words of `lang` (lowercase; `quality.languages`), None for English,
+                      unknown languages and languages without a list (Gopher's English rule)
     """
 
-    __slots__ = ("text", "lang", "n_chars", "words", "per_word", "vocab", "occurrences", "distinct_lengths",
+    __slots__ = ("text", "lang", "stop_words", "n_chars", "words", "per_word", "vocab", "occurrences", "distinct_lengths",
                  "word_ids", "lines", "per_line", "line_duplicates", "paragraphs")
 
-    def __init__(self, text: str, lang: str | None = None):
+    def __init__(self, text: str, lang: str | None = None, stop_words: frozenset[str] | None = None):
         self.text = text
         self.lang = lang
+        self.stop_words = stop_words
         self.n_chars = len(text)
         words = _WORD.findall(text)
         n_words = len(words)
