@@ -251,9 +251,9 @@ def _plot_duplicates(report: dict[str, Any]) -> str:
     ax.set_yticks(list(ys), [f"{d} (n={rows[d]['rows']:,})" for d in domains])
     ax.invert_yaxis()
     ax.set_xlabel("% of original documents removed as duplicates")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22 - 0.4 / max(1, len(domains))), ncols=2)
     ax.set_title("Duplicate rates by domain")
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="lower center", ncols=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))  # room for the legend under the axis label
     return _png(fig)
 
 

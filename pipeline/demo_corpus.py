@@ -99,3 +99,23 @@ def write_demo_corpus(dest: str | Path, mb: float = DEFAULT_MB) -> list[str]:
                 f.write(json.dumps(doc, ensure_ascii=False) + "\n")
         paths.append(str(path))
     return paths
+
+
+def write_demo_task(dest: str | Path) -> str:
+    """A fine-tuning task for the demo, also from this Python installation: the Python reference
+    documentation's topics (`pydoc_data.topics`, what `help("if")` shows), real English prose
+    about code, as a plain-text file `train` splits on blank lines. Returns the path."""
+    from pydoc_data.topics import topics
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n\n".join(topics[name].strip() for name in sorted(topics)) + "\n", encoding="utf-8")
+    return str(dest)
+
+
+if __name__ == "__main__":  # `python -m replaymill.pipeline.demo_corpus --task out/demo/task.txt` (make demo)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write the demo's fine-tuning task text")
+    parser.add_argument("--task", required=True, metavar="PATH", help="where to write the task .txt")
+    print(f"task text (Python reference topics) written to {write_demo_task(parser.parse_args().task)}")

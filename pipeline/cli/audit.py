@@ -100,13 +100,16 @@ def run(args: argparse.Namespace) -> int:
                    min_ngrams=args.min_ngrams, min_overlap=args.min_overlap, fail_if=args.fail_if,
                    distinct=not args.no_distinct, text_identity=args.text_identity, verify=not args.no_verify,
                    work_dir=args.work_dir, runner=args.runner, options=options, progress=not args.quiet)
-    log.info("audited %d documents in %.1f s", report["totals"]["docs"], time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
     if args.json:
         _write(args.json, to_json(report))
     if args.html:
         _write(args.html, render_html(report))
     if not args.quiet:
         render_terminal(report)
+    written = [f"{kind}: {path}" for kind, path in (("HTML", args.html), ("JSON", args.json)) if path]
+    print(f"audited {report['totals']['docs']:,} documents in {elapsed:.1f} s"
+          + (f"; report {', '.join(written)}" if written else ""))  # where the output went, even with -q
     failed = [g for g in (report.get("gates") or {}).get("checks", []) if not g["passed"]]
     for g in failed:
         print(f"replaymill audit: gate failed: {g['name']}: {g['detail']}", file=sys.stderr)
