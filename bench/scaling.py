@@ -2,6 +2,7 @@
 
     python bench/scaling.py                 # the figures in the README (cluster section)
     python bench/scaling.py --mb 4 --runners portable   # quicker
+    python bench/scaling.py --mb 4 --runners direct dask  # Dask against the DirectRunner
 
 1. Input: the real documents of ../shared/data scaled up with perturbations to `--mb` MB of text
    (`bench/build_throughput.scale_corpus`: exact copies and near copies, so both dedups work),
@@ -10,11 +11,16 @@
    filters, exact and near dedup) is timed end to end with 1 and then 2 workers, on
    - `direct`: the DirectRunner (FnApiRunner) in multi_processing mode, 1 vs 2 SDK processes;
    - `portable`: PortableRunner against `deploy.local_cluster` with 1 vs 2 external worker pools
-     (the cluster started once per worker count, outside the timed region).
+     (the cluster started once per worker count, outside the timed region);
+   - `dask`: `--runner DaskRunner` (pipeline/dask_runner.py) on a dask.distributed cluster on
+     loopback with 1 vs 2 single-threaded worker processes (started, and replaymill imported in
+     each worker, outside the timed region: a long-running cluster; the scheduler runs in this
+     process).
    Each figure is a ratio against the 1-worker run of the same runner in the same invocation.
 3. Per-core rate: documents, MB and input tokens per CPU-second of the 1-worker DirectRunner run
    (this process and its SDK worker process, from getrusage, so other load on a shared machine
-   does not count against it; tokens from the
+   does not count against it; the Dask runs count this process, with its scheduler, and every
+   worker process, from psutil; each printed as a ratio to the 1-worker DirectRunner; tokens from the
    build's own estimator, `transforms.tokens.estimate_tokens`, over the input), then a projection of the
    core-hours, workers and hours to build a 100B-token replay corpus from a 1T-token open corpus.
 
@@ -83,15 +89,17 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed_build(paths: list[str], out: Path, recipe, args: list[str]) -> tuple[float, float, dict]:
-    """(wall seconds, CPU seconds of this process and its reaped children, manifest)."""
+def timed_build(paths: list[str], out: Path, recipe, args) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds of this process and its reaped children, manifest); `args` are
+    Beam flags or ready PipelineOptions."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from replaymill.pipeline.build import build
 
+    options = args if isinstance(args, PipelineOptions) else PipelineOptions(args)
     start, cpu = time.perf_counter(), cpu_seconds()
-    with beam.Pipeline(options=PipelineOptions(args)) as p:
+    with beam.Pipeline(options=options) as p:
         build(p, paths, str(out), recipe)
     elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     return elapsed, cpu, json.loads((out / "_manifest.json").read_text())
@@ -107,6 +115,25 @@ def run_portable(paths, work: Path, recipe, workers: int) -> tuple[float, float,
 
     with LocalPortableCluster(pools=workers, workdir=str(work / f"cluster-{workers}")) as cluster:
         return timed_build(paths, work / f"portable-{workers}", recipe, cluster.pipeline_args())
+
+
+def run_dask(paths, work: Path, recipe, workers: int) -> tuple[float, float, dict]:
+    """The build on a loopback dask.distributed cluster; CPU = this process (driver and scheduler)
+    plus every worker process over the timed region."""
+    import psutil
+    from distributed import Client, LocalCluster
+
+    from replaymill.pipeline.options import make_options
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        client.run(importlib.import_module, "replaymill.pipeline.dask_runner")  # a warm cluster
+        procs = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
+        options = make_options("DaskRunner", beam_args=[f"--dask_client_address={cluster.scheduler_address}"])
+        before = [sum(p.cpu_times()[:2]) for p in procs]
+        elapsed, cpu, manifest = timed_build(paths, work / f"dask-{workers}", recipe, options)
+        cpu += sum(sum(p.cpu_times()[:2]) - b for p, b in zip(procs, before))
+    return elapsed, cpu, manifest
 
 
 def shard_digest(manifest: dict) -> list[tuple[str, str]]:
@@ -135,7 +162,8 @@ def main() -> int:
     ap.add_argument("--mb", type=float, default=8.0, help="MB of text in the scaled corpus")
     ap.add_argument("--recipe", default="fineweb-en")
     ap.add_argument("--files", type=int, default=8, help="input files the corpus is dealt into")
-    ap.add_argument("--runners", nargs="+", default=["direct", "portable"], choices=["direct", "portable"])
+    ap.add_argument("--runners", nargs="+", default=["direct", "portable"], choices=["direct", "portable", "dask"],
+                    help="runners to time with 1 and 2 workers (dask needs the dask extra)")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed)")
     args = ap.parse_args()
 
@@ -148,8 +176,8 @@ def main() -> int:
         paths, tokens_in = split_corpus(scaled, work / "corpus", args.files)
         print(f"corpus: {n_docs:,} documents, {n_bytes / 2**20:.1f} MB of text, {tokens_in:,} tokens "
               f"in {len(paths)} files; recipe {recipe.name}; {os.cpu_count()} cores")
-        runs = {"direct": run_direct, "portable": run_portable}
-        rates = {}
+        runs = {"direct": run_direct, "portable": run_portable, "dask": run_dask}
+        rates, shards = {}, {}
         for runner in args.runners:
             times, digests = {}, []
             for workers in (1, 2):
@@ -162,15 +190,22 @@ def main() -> int:
                 print(f"{runner:>8} x{workers}: {elapsed:7.1f} s  {funnel['read'] / elapsed:8.1f} docs/s  "
                       f"{n_bytes / 2**20 / elapsed:6.2f} MB/s  {tokens_in / elapsed:10,.0f} tokens/s  "
                       f"(load before run {load:.1f}; kept {funnel['kept']:,} of {funnel['read']:,} docs)")
-                if runner == "direct" and workers == 1:
-                    # CPU of this process and its one reaped SDK worker. Not measured with 2 workers
+                if (runner == "direct" and workers == 1) or runner == "dask":
+                    # CPU of this process and its one reaped SDK worker (direct), or of this process
+                    # and the Dask worker processes. Not measured for the DirectRunner with 2 workers
                     # (getrusage misses workers the runner does not reap) nor on the portable runs
                     # (external workers are not this process's children).
+                    base = rates["cpu"][0][0] if "cpu" in rates else None
+                    ratio = f"; {funnel['read'] / cpu / base:.2f}x the DirectRunner x1 per CPU-second" if base else ""
                     print(f"{'':>12}CPU {cpu:6.1f} s: {funnel['read'] / cpu:8.1f} docs per CPU-second, "
-                          f"{n_bytes / 2**20 / cpu:5.2f} MB per CPU-second, {tokens_in / cpu:10,.0f} tokens per CPU-second")
-                    rates.setdefault("cpu", []).append((funnel["read"] / cpu, tokens_in / cpu, kept_tokens / tokens_in))
+                          f"{n_bytes / 2**20 / cpu:5.2f} MB per CPU-second, {tokens_in / cpu:10,.0f} tokens per CPU-second{ratio}")
+                    if runner == "direct":
+                        rates["cpu"] = [(funnel["read"] / cpu, tokens_in / cpu, kept_tokens / tokens_in)]
             same = "identical" if digests[0] == digests[1] else "DIFFERENT"
-            print(f"{runner:>8}: speed-up 2 vs 1 worker = {times[1] / times[2]:.2f}x; shards of both runs {same}")
+            shards[runner] = digests[0]
+            versus = "" if runner == args.runners[0] else (
+                f", {'identical to' if digests[0] == shards[args.runners[0]] else 'DIFFERENT from'} {args.runners[0]}'s")
+            print(f"{runner:>8}: speed-up 2 vs 1 worker = {times[1] / times[2]:.2f}x; shards of both runs {same}{versus}")
         if "cpu" not in rates:
             return 0
         docs_s, tokens_s, keep = rates["cpu"][0]

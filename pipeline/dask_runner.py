@@ -81,6 +81,7 @@ from replaymill.pipeline.errors import InputError
 __all__ = ["DaskOptions", "DaskRunner", "UnsupportedOnDask", "check_supported"]
 
 _GLOBAL = GlobalWindows()
+BEAM_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"  # Beam's own: never used by name
 
 
 class UnsupportedOnDask(InputError):
@@ -492,10 +493,15 @@ class _Translate(PipelineVisitor):
 class DaskResult(PipelineResult):
     """The run's one dask future; counters are collected from the workers (while running, too)."""
 
-    def __init__(self, client: Any, future: Any, run_id: str):
+    def __init__(self, client: Any, future: Any, run_id: str, owns_client: bool = True):
         super().__init__(PipelineState.RUNNING)
         self._client, self._future, self._run_id = client, future, run_id
+        self._owns_client = owns_client
         self._final: DirectMetrics | None = None
+
+    def _release(self) -> None:
+        if self._owns_client:
+            self._client.close()
 
     def _collect(self, forget: bool) -> DirectMetrics:
         metrics = DirectMetrics()
@@ -524,12 +530,12 @@ class DaskResult(PipelineResult):
             raise
         finally:
             if self._state != PipelineState.RUNNING:
-                self._client.close()
+                self._release()
         return self._state
 
     def cancel(self) -> str:
         self._future.cancel()
-        self._client.close()
+        self._release()
         self._state = PipelineState.CANCELLED
         return self._state
 
@@ -550,7 +556,7 @@ class DaskRunner(BeamDaskRunner):
         check_supported(pipeline)
         dask_options = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
         partitions = DaskOptions._extract_bag_kwargs(dask_options).get("npartitions")
-        client = distributed.Client(**dask_options)
+        client, owns = self._client(distributed, dask_options)
         try:
             threads = client.nthreads()
             translate = _Translate(uuid.uuid4().hex, partitions or sum(threads.values()) or 1, options)
@@ -558,6 +564,20 @@ class DaskRunner(BeamDaskRunner):
             final = translate.final()
             future = client.get(translate.placed_graph(threads), final, sync=False)
         except BaseException:
-            client.close()
+            if owns:
+                client.close()
             raise
-        return DaskResult(client, future, translate.run_id)
+        return DaskResult(client, future, translate.run_id, owns_client=owns)
+
+    @staticmethod
+    def _client(distributed: Any, dask_options: dict) -> tuple[Any, bool]:
+        """(client, whether this run owns it). With no `--dask_client_address` or
+        `--dask_scheduler_file`, a client the caller already made (e.g. `Client(coiled.Cluster())`,
+        which carries its TLS credentials) is used and left open; only without one does
+        `distributed.Client()` start a local cluster, as Beam's runner does."""
+        if not dask_options.get("address") and not dask_options.get("scheduler_file"):
+            try:
+                return distributed.default_client(), False
+            except ValueError:
+                pass
+        return distributed.Client(**dask_options), True

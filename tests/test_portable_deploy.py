@@ -31,6 +31,7 @@ EXPECTED_KINDS = {
     "spark/beam-job-server.yaml": ["Deployment", "Service"],
     "spark/worker-pool-daemonset.yaml": ["DaemonSet"],
     "train/job.yaml": ["ConfigMap", "Service", "Job"],
+    "dask/dask-cluster.yaml": ["DaskCluster"],
 }
 
 
@@ -77,9 +78,21 @@ def expand(cmd: str) -> list[str]:
 
 def check_replaymill_words(words: list[str]) -> None:
     """Parse with the real CLI parser; the Beam options after `--` with Beam's parser."""
+    from replaymill.pipeline.options import make_options
+
     args = make_parser().parse_args(words)
     beam_args = getattr(args, "beam_args", None) or []
+    if hasattr(args, "runner"):  # the runner's name resolves (and registers its options, e.g. --dask_*)
+        make_options(args.runner, running_mode="in_memory", beam_args=beam_args)
     assert beam_unknown_options(beam_args) == [], words
+
+
+def check_dask_words(words: list[str]) -> None:
+    """`dask scheduler|worker ...` parsed by dask's own (click) command-line parser."""
+    from distributed.cli import dask_scheduler, dask_worker
+
+    command = {"scheduler": dask_scheduler.main, "worker": dask_worker.main}[words[1]]
+    command.make_context(f"dask {words[1]}", words[2:])
 
 
 @pytest.mark.parametrize("rel", ["dataflow/options.txt", "flink/options.txt", "spark/options.txt"])
@@ -111,6 +124,8 @@ def test_every_readme_command_is_valid():
             check_replaymill_words(words[1:])
         elif words[0] == "torchrun":
             check_replaymill_words(words[words.index("replaymill.pipeline.cli") + 1:])
+        elif words[0] == "dask":
+            check_dask_words(words)
         elif words[0] == "python":
             assert words[1:3] == ["-m", "replaymill.deploy.local_cluster"]
         elif words[0] in ("kubectl", "docker"):
@@ -151,6 +166,19 @@ def test_worker_pools_and_job_servers_fit_together():
     assert flink_opts["job_endpoint"].endswith(":8099")
 
 
+def test_dask_cluster_runs_the_dask_image_with_valid_commands():
+    cluster = next(yaml.safe_load_all((DEPLOY / "dask/dask-cluster.yaml").read_text()))
+    scheduler = cluster["spec"]["scheduler"]["spec"]["containers"][0]
+    worker = cluster["spec"]["worker"]["spec"]["containers"][0]
+    assert scheduler["image"] == worker["image"] and worker["image"].endswith("/replaymill-dask:0.1.0")
+    assert "Dockerfile.dask -t REGISTRY/replaymill-dask:0.1.0" in README.read_text()
+    check_dask_words(scheduler["args"])
+    # the operator hands workers the scheduler's address in DASK_SCHEDULER_ADDRESS
+    check_dask_words(worker["args"][:2] + ["tcp://scheduler:8786"] + worker["args"][2:])
+    assert worker["args"][worker["args"].index("--nthreads") + 1] == "1"
+    assert cluster["metadata"]["name"] + "-scheduler" in README.read_text()
+
+
 def test_trainer_configs_validate_and_agree():
     from replaymill.trainer.config import TrainConfig
 
@@ -177,7 +205,7 @@ def dockerignore_allows(path: Path, rel: str) -> bool:
     return any(line.startswith("!") and rel.rstrip("/").startswith(line[1:].rstrip("/")) for line in lines)
 
 
-@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.train"])
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.train", "Dockerfile.dask"])
 def test_dockerfile_lint(name: str):
     path = DEPLOY / name
     instructions = dockerfile_instructions(path)
@@ -188,6 +216,12 @@ def test_dockerfile_lint(name: str):
         py = f"{sys.version_info.major}.{sys.version_info.minor}"
         assert base == f"apache/beam_python{py}_sdk:{apache_beam.__version__}", "worker image must match Beam and Python here"
         assert instructions[-1] == ("ENTRYPOINT", '["/opt/apache/beam/boot"]')
+    if name == "Dockerfile.dask":  # client, scheduler and workers must agree on these versions
+        import distributed
+
+        assert base == f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+        assert ("ARG", f"BEAM_VERSION={apache_beam.__version__}") in instructions
+        assert ("ARG", f"DASK_VERSION={distributed.__version__}") in instructions
     known = {"FROM", "ENV", "WORKDIR", "RUN", "COPY", "ENTRYPOINT", "CMD", "USER", "ARG", "LABEL"}
     ignore = path.with_name(name + ".dockerignore")
     for op, arg in instructions:
