@@ -345,9 +345,9 @@ def sample(
         if target:
             weights, preset_by, described = resolve_target(target)
             by = by or preset_by or "tokens"
-            picks, report = plan_target(shardset, weights, by=by, budget=budget, budget_by=budget_by, seed=seed,
-                                        on_short=on_short, quality_temperature=quality_temperature,
-                                        tokenizer=recount)
+            plan, report = plan_target(shardset, weights, by=by, budget=budget, budget_by=budget_by, seed=seed,
+                                       on_short=on_short, quality_temperature=quality_temperature,
+                                       tokenizer=recount, rows_per_part=rows_per_shard)
             report["target_spec"] = described
         else:
             by = by or budget_by
@@ -371,7 +371,7 @@ def sample(
         warn_coverage(report, target, warn or log.warning)
     # Written aside and swapped in whole; refused if the output is, holds or lies inside `shards`.
     with staged_run(output, MANIFEST_NAME, overwrite=overwrite, inputs=[shards]) as staged:
-        _run_sample(shardset, staged.staging, picks if target else None, report if target else None,
+        _run_sample(shardset, staged.staging, plan if target else None, report if target else None,
                     texts if reference else None, budget=budget, by=by, seed=seed,
                     quality_temperature=quality_temperature, rows_per_shard=rows_per_shard, tokenizer=tokenizer,
                     options=options, runner=runner, progress=progress, stratify=stratify)
@@ -390,27 +390,26 @@ def warn_coverage(report: dict, target: str, warn: Callable[[str], None]) -> Non
              "out; to keep it, give a weights YAML that names it")
 
 
-def _run_sample(shardset, output: str, picks, report, texts, *, budget: int, by: str, seed: int,
+def _run_sample(shardset, output: str, plan, report, texts, *, budget: int, by: str, seed: int,
                 quality_temperature: float | None, rows_per_shard: int, tokenizer: str | None,
                 options: PipelineOptions, runner: str, progress: bool, stratify: bool = True) -> None:
     """Materialize the plan (or the DSIR selection), under progress bars when asked."""
     import apache_beam as beam
 
     from replaymill.pipeline.progress import ProgressView, Task, graph_reporting
-    from replaymill.pipeline.sample import assign_parts, sample_reference, sample_target
+    from replaymill.pipeline.sample import sample_reference, sample_target
 
-    if picks is not None:
-        parts = {rel for items in assign_parts(picks, shardset.shards, rows_per_shard).values() for *_, rel in items}
-        tasks = [Task("sample.rows", "read", total=len(picks), unit="rows"),
-                 Task("sample.parts", "write", total=len(parts), unit="parts")]
+    if plan is not None:
+        tasks = [Task("sample.rows", "read", total=plan.rows, unit="rows"),
+                 Task("sample.parts", "write", total=len(plan.parts), unit="parts")]
     else:
         tasks = [Task("sample.scored", "score", total=len(shardset.shards), unit="shards"),
                  Task("sample.rows", "read", unit="rows"), Task("sample.parts", "write", unit="parts")]
     view = ProgressView(tasks, enabled=None if progress else False)
     pipeline = beam.Pipeline(options=options)
     with graph_reporting(view, runner):
-        if picks is not None:
-            sample_target(pipeline, shardset, output, picks, report, rows_per_part=rows_per_shard, tokenizer=tokenizer)
+        if plan is not None:
+            sample_target(pipeline, shardset, output, plan, report, tokenizer=tokenizer)
         else:
             sample_reference(pipeline, shardset, output, texts, budget=budget, by=by, seed=seed,
                              quality_temperature=quality_temperature, rows_per_part=rows_per_shard,

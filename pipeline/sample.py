@@ -2,10 +2,15 @@
 
 Two ways to a plan, one way out:
 
-* Target mixture (preset or weights YAML): the plan is the `ReplaySampler` schedule itself, the
-  exact interleave over (shard, row) computed on the driver from the manifest and each shard's
-  `n_tokens` column (index only: a few bytes per document, no text). Each picked document keeps
-  its global position.
+* Target mixture (preset or weights YAML): the `ReplaySampler` schedule is stepped on the driver
+  from the manifest and each shard's `n_tokens` column (index only: a few bytes per document, no
+  text), which fixes how many documents each mixture key gives. Within a key the documents follow
+  its `KeyOrder`, a pure function of a few numbers, so the plan is a list of `PartPlan`s, one per
+  output part: "key k's positions [start, stop), the documents of partition (domain, lang)". No
+  list of picked documents exists anywhere: the driver's memory is independent of the output size
+  (1B tokens upsampled from a 1M-token pool is a thousand epochs, and a few hundred part plans),
+  and each worker rebuilds its part's documents from the key order and reads them from the source
+  shards. Within a part, key order is the global order (the interleave keeps each key's order).
 * Reference sample (DSIR): all in Beam. Pass 1 sums the pool's hashed n-gram counts
   (CombineGlobally); pass 2 scores every document against the reference (side input) and adds
   its partition-independent Gumbel noise; each shard keeps only its own best documents up to the
@@ -13,10 +18,10 @@ Two ways to a plan, one way out:
   document beyond a shard's own budget prefix can never make the global one). Position = rank by
   Gumbel key.
 
-Out: picked rows are grouped by source shard (each source shard is read and verified once), keyed
-by output part `domain=<d>/lang=<l>/part-NNNNN.arrow` (parts hold consecutive positions of one
-domain and language), gathered with GroupByKey, written in position order with
-`shards.io.write_shard`, read back, and the manifest (kind "sample", `extra.sampling`: target vs
+Out: target parts are written by one DoFn each from their plan; DSIR's picked rows are grouped
+by source shard (each read and verified once), keyed by output part, gathered with GroupByKey and
+written in position order. Parts are `domain=<d>/lang=<l>/part-NNNNN.arrow` (consecutive
+positions of one domain and language), written with `shards.io.write_shard`, read back, and the manifest (kind "sample", `extra.sampling`: target vs
 achieved, TV, KL, shortfall handling) is written last from all ShardInfos once the integrity gate
 passes (funnel: `read` = rows planned, `kept` = rows read from the source shards).
 """
@@ -26,6 +31,8 @@ import io
 import json
 import math
 import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any, Iterable, Iterator
@@ -44,12 +51,43 @@ from replaymill.schemas.manifest import (
 )
 from replaymill.shards.io import read_shard_bytes, write_manifest, write_shard
 from replaymill.shards.reader import ShardSet
-from replaymill.shards.sampler import ReplaySampler, key_for, renormalized_weights
+from replaymill.shards.sampler import KeyOrder, ReplaySampler, key_for, renormalized_weights
 from replaymill.transforms import dsir
 from replaymill.transforms.interleave import divergence
 from replaymill.transforms.tokens import count_tokens, load_tokenizer
 
-Pick = tuple[int, int, int, int]  # (position, source shard index, row, epoch)
+Pick = tuple[int, int, int, int]  # (position, source shard index, row, epoch): DSIR selections
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """One output part of a target sample: the documents of source partition (`domain`, `lang`)
+    among mixture key `key`'s positions [start, stop), `rows` of them, written to `rel`."""
+
+    rel: str
+    key: int
+    start: int
+    stop: int
+    domain: str
+    lang: str
+    rows: int
+
+
+@dataclass
+class TargetPlan:
+    """What a target sample writes: each key's document order and shards, and the parts."""
+
+    orders: list[KeyOrder]
+    key_shards: list[list[dict]]  # per key, its shards (ShardInfo dumps) in KeyOrder's shard order
+    parts: list[PartPlan]
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.parts)
+
+
+def part_path(domain: str, lang: str, n: int) -> str:
+    return f"domain={domain}/lang={lang}/part-{n:05d}.arrow"
 
 
 def _versions() -> dict[str, str]:
@@ -82,15 +120,24 @@ def shard_token_counter(shardset: ShardSet, tokenizer: Any):
 
 def plan_target(shardset: ShardSet, target: dict[str, float], *, by: str, budget: int, budget_by: str,
                 seed: int, on_short: str, quality_temperature: float | None = None,
-                tokenizer: Any = None) -> tuple[list[Pick], dict]:
-    """The exact interleave as picks, and the sampling report (target, achieved, divergence, shortfall).
+                tokenizer: Any = None, rows_per_part: int = 10_000) -> tuple[TargetPlan, dict]:
+    """The exact interleave as part plans, and the sampling report (target, achieved, divergence,
+    shortfall). The schedule is stepped to its end keeping only counts; memory does not grow with
+    the budget.
 
     `tokenizer` (a loaded tokenizer) recounts every document's tokens instead of the n_tokens column."""
+    if rows_per_part < 1:
+        raise ValueError("rows_per_part must be positive")
     counts = shard_token_counter(shardset, tokenizer) if tokenizer is not None else None
     sampler = ReplaySampler(shardset, target, by=by, seed=seed, on_short=on_short, budget=budget,
                             budget_by=budget_by, quality_temperature=quality_temperature, token_counts=counts)
-    index = {info.path: i for i, info in enumerate(shardset.shards)}
-    picks = [(pos, index[info.path], row, epoch) for pos, (_, info, row, epoch) in enumerate(sampler.iter_plan())]
+    sampler.run_schedule()
+    taken = sampler.interleave.docs
+    plan = TargetPlan(
+        orders=[sampler.key_order(k) for k in range(len(sampler.keys))],
+        key_shards=[[info.model_dump() for info in key.shards] for key in sampler.keys],
+        parts=[part for k, key in enumerate(sampler.keys)
+               for part in key_parts(k, sampler.key_order(k), key.shards, taken[k], rows_per_part)])
     achieved = sampler.achieved()
     units = {k: v["units"] for k, v in achieved.items()}
     total = sum(units.values()) or 1
@@ -112,7 +159,48 @@ def plan_target(shardset: ShardSet, target: dict[str, float], *, by: str, budget
         **target_coverage(shardset, set(sampler.target)),
     }
     report["funnel"] = target_funnel(shardset, report, recounted=tokenizer is not None)
-    return picks, report
+    return plan, report
+
+
+def key_parts(k: int, order: KeyOrder, shards: list[ShardInfo], taken: int, rows_per_part: int) -> list[PartPlan]:
+    """The output parts of key k's first `taken` documents: `rows_per_part` consecutive documents of
+    one source partition (domain, lang) each. A key of one partition is cut by position alone; a
+    key spanning several (a domain key over many languages) is walked once, block by block, to
+    find where each partition's parts start and end in the key's order."""
+    partitions = sorted({(info.domain, info.lang) for info in shards})
+    if len(partitions) <= 1 or taken == 0:
+        if not partitions:
+            return []
+        (domain, lang), = partitions
+        return [PartPlan(part_path(domain, lang, n), k, a, min(a + rows_per_part, taken), domain, lang,
+                         min(rows_per_part, taken - a)) for n, a in enumerate(range(0, taken, rows_per_part))]
+    of_shard = np.array([partitions.index((info.domain, info.lang)) for info in shards], dtype=np.int64)
+    seen = [0] * len(partitions)        # documents of each partition so far
+    opened: list[int | None] = [None] * len(partitions)  # key position where its current part began
+    last = [0] * len(partitions)        # key position after its latest document
+    parts: list[PartPlan] = []
+    pos = 0
+    for _epoch, shard_ids, _rows in order.segments(0, taken):
+        which = of_shard[shard_ids]
+        for j in np.unique(which):
+            at = pos + np.flatnonzero(which == j)  # key positions of partition j's documents here
+            ordinal = seen[j] + np.arange(len(at))
+            domain, lang = partitions[j]
+            for i in np.flatnonzero(ordinal % rows_per_part == 0):  # first document of a part: the one before closes
+                if opened[j] is not None:
+                    end = int(at[i - 1]) + 1 if i > 0 else last[j]
+                    n = int(ordinal[i]) // rows_per_part - 1
+                    parts.append(PartPlan(part_path(domain, lang, n), k, opened[j], end, domain, lang, rows_per_part))
+                opened[j] = int(at[i])
+            seen[j] += len(at)
+            last[j] = int(at[-1]) + 1
+        pos += len(shard_ids)
+    for j, (domain, lang) in enumerate(partitions):
+        if opened[j] is not None:
+            n = (seen[j] - 1) // rows_per_part
+            parts.append(PartPlan(part_path(domain, lang, n), k, opened[j], last[j], domain, lang,
+                                  seen[j] - n * rows_per_part))
+    return parts
 
 
 def target_coverage(shardset: ShardSet, keys: set[str]) -> dict[str, Any]:
@@ -491,6 +579,67 @@ class _WritePart(beam.DoFn):
         yield info.model_dump()
 
 
+class _WritePlannedPart(beam.DoFn):
+    """Writes one target part from its `PartPlan`: the key's order gives the (shard, row, epoch) of
+    each document, each source shard it draws from is read (verified) once per part and kept in a
+    small LRU across parts, and the part is written in key order. Memory: one part's rows plus a
+    few source shards, whatever the sample's size."""
+
+    CACHE_SHARDS = 3  # a part walks blocks of `shuffle_block` (2) shards
+
+    def __init__(self, root: str, output: str, orders: list[KeyOrder], key_shards: list[list[dict]],
+                 tokenizer: str | None = None):
+        self.root, self.output, self.orders, self.key_shards = root, output, orders, key_shards
+        self.tokenizer_path = tokenizer
+        self._progress = progress.reporter()
+
+    def setup(self) -> None:
+        self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
+
+    def _table(self, info: dict) -> pa.Table:
+        table = self._tables.get(info["path"])
+        if table is None:
+            table = self._tables[info["path"]] = _load_table(self.root, info)
+            while len(self._tables) > self.CACHE_SHARDS:
+                self._tables.popitem(last=False)
+        else:
+            self._tables.move_to_end(info["path"])
+        return table
+
+    def process(self, part: PartPlan) -> Iterator[dict]:
+        infos = self.key_shards[part.key]
+        mine = np.array([(i["domain"], i["lang"]) == (part.domain, part.lang) for i in infos])
+        shard_ids, rows, epochs = [], [], []
+        for epoch, ids, rws in self.orders[part.key].segments(part.start, part.stop):
+            keep = mine[ids]
+            shard_ids.append(ids[keep])
+            rows.append(rws[keep])
+            epochs.append(np.full(int(keep.sum()), epoch, dtype=np.int64))
+        shard_ids, rows, epochs = (np.concatenate(a) for a in (shard_ids, rows, epochs))
+        if len(rows) != part.rows:
+            raise RuntimeError(f"{part.rel}: the key order gives {len(rows)} documents, the plan says {part.rows}")
+        docs: list[dict] = [{}] * len(rows)
+        for s in np.unique(shard_ids):  # each source shard read once for this part, its rows taken together
+            at = np.flatnonzero(shard_ids == s)
+            for i, doc in zip(at, self._table(infos[s]).take(pa.array(rows[at], type=pa.int64())).to_pylist()):
+                docs[i] = doc
+        for i in np.flatnonzero(epochs):
+            docs[i]["id"] = f"{docs[i]['id']}#r{epochs[i]}"
+        if self._tokenizer is not None:  # the output's n_tokens in the tokenizer the budget was counted in
+            for doc, n in zip(docs, count_tokens([d["text"] or "" for d in docs], self._tokenizer)):
+                doc["n_tokens"] = n
+        info = write_shard(self.output, part.rel, pa.Table.from_batches([to_record_batch(docs)]), part.domain, part.lang)
+        if part.lang == POOLED_LANG:  # a build's pooled small languages stay pooled; rows keep their own lang
+            info = info.model_copy(update={"langs": lang_totals(docs)})
+        self._progress.add("sample.rows", len(docs))
+        self._progress.add("sample.parts")
+        yield info.model_dump()
+
+
 class _WriteManifest(beam.DoFn):
     """The manifest, last, after the integrity gate: the funnel adds up and its `kept` (the rows
     planned) is what the written parts hold, every part listed once and read back intact."""
@@ -528,10 +677,16 @@ def _read_picked(requests: beam.PCollection, root: str, feature_buckets: int = 0
 
 def _write_all(docs: beam.PCollection, report: beam.PCollection, output: str, shardset: ShardSet,
                token_counter: dict | None, recounted: bool) -> beam.PCollection:
-    """Parts in position order, read back, then the gate and the manifest from every ShardInfo and the report."""
+    """Parts in position order, then `_finish`."""
     written = (docs
                | "GroupByPart" >> beam.GroupByKey()
                | "WritePart" >> beam.ParDo(_WritePart(output)))
+    return _finish(written, report, output, shardset, token_counter, recounted)
+
+
+def _finish(written: beam.PCollection, report: beam.PCollection, output: str, shardset: ShardSet,
+            token_counter: dict | None, recounted: bool) -> beam.PCollection:
+    """The written parts read back, then the gate and the manifest from every ShardInfo and the report."""
     checks = written | "VerifyParts" >> VerifyShards(output)
     pool = (shardset.manifest.total.docs, shardset.manifest.total.tokens)
     return written | "AllShards" >> beam.combiners.ToList() | "WriteManifest" >> beam.ParDo(
@@ -552,17 +707,19 @@ def token_counting(shardset: ShardSet, tokenizer: str | None) -> tuple[str | Non
     return (None if same else tokenizer), counter
 
 
-def sample_target(p: beam.Pipeline, shardset: ShardSet, output: str, picks: list[Pick], report: dict,
-                  rows_per_part: int = 10_000, tokenizer: str | None = None) -> beam.PCollection:
-    """Materialize a target-mixture plan; returns the PCollection holding the output path once written.
+def sample_target(p: beam.Pipeline, shardset: ShardSet, output: str, plan: TargetPlan, report: dict,
+                  tokenizer: str | None = None) -> beam.PCollection:
+    """Materialize a target-mixture plan (`plan_target`); returns the PCollection holding the output
+    path once written. Each part is one element, written by one worker from its plan.
 
     `tokenizer`: the budget counts that tokenizer's tokens (recounted unless the set was built with it)."""
     recount, counter = token_counting(shardset, tokenizer)
-    shards = shardset.shards
-    requests = [(shards[s].model_dump(), items) for s, items in sorted(assign_parts(picks, shards, rows_per_part).items())]
-    reqs = p | "Requests" >> beam.Create(requests) | "Spread" >> beam.Reshuffle()
-    picked = _read_picked(reqs, shardset.root, tokenizer=recount)
-    return _write_all(picked.docs, p | "Report" >> beam.Create([report]), output, shardset, counter, bool(recount))
+    written = (p
+               | "Parts" >> beam.Create(plan.parts)
+               | "Spread" >> beam.Reshuffle()
+               | "WritePart" >> beam.ParDo(_WritePlannedPart(shardset.root, output, plan.orders, plan.key_shards,
+                                                             recount)))
+    return _finish(written, p | "Report" >> beam.Create([report]), output, shardset, counter, bool(recount))
 
 
 def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, reference_texts: list[str], *,

@@ -103,6 +103,81 @@ def key_for(domain: str, lang: str, keys: set[str]) -> str | None:
     return domain if domain in keys else None
 
 
+class KeyOrder:
+    """The order in which one mixture key's documents are drawn, epoch after epoch: a pure function
+    of the seed, the key's name, its shards' row counts and `shuffle_block` (or, with quality
+    weighting, its documents' quality), so it can be rebuilt anywhere from these few numbers.
+
+    Within an epoch the shards are put in a seeded order and cut into blocks of `shuffle_block`
+    shards; the documents of a block are permuted together. Positions p = epoch * docs + q.
+    Small and picklable: a Beam worker holding one writes any stretch of the key's sequence
+    (`segments`) without the sampler, the schedule or the other keys.
+    """
+
+    def __init__(self, name: str, rows: np.ndarray, seed: int, shuffle_block: int,
+                 quality: np.ndarray | None = None, quality_temperature: float | None = None):
+        self.name, self.rows, self.seed, self.shuffle_block = name, np.asarray(rows, dtype=np.int64), seed, shuffle_block
+        self.quality, self.quality_temperature = quality, quality_temperature
+        self.docs = int(self.rows.sum())
+        self._cached: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
+        self._epoch: tuple[int, np.ndarray, np.ndarray] | None = None  # (epoch, shard order, block starts)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cached": None, "_epoch": None}
+
+    def _rng(self, *parts: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(self.name.encode()), *parts])
+
+    def block(self, epoch: int, q: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(first within-epoch position, shard indices, rows) of the block holding position q of `epoch`."""
+        cached = self._cached
+        if cached is not None and cached[0][0] == epoch and cached[0][1] <= q < cached[0][1] + len(cached[1]):
+            return cached[0][1], cached[1], cached[2]
+        if self.quality_temperature is not None:  # the whole key is one block, ordered by quality draw
+            noise = self._rng(epoch, 0).gumbel(size=self.docs)
+            keys = quality_log_weights(self.quality, self.quality_temperature) + noise
+            order = np.lexsort((np.arange(self.docs), -keys))
+            shard_ids = np.repeat(np.arange(len(self.rows)), self.rows)
+            rows = np.concatenate([np.zeros(0, dtype=np.int64)] + [np.arange(r) for r in self.rows])
+            self._cached = ((epoch, 0), shard_ids[order], rows[order])
+            return 0, self._cached[1], self._cached[2]
+        if self._epoch is None or self._epoch[0] != epoch:  # the epoch's shard order, cut into blocks
+            # (a permutation of one item needs no draw: each draw has its own fresh generator, so
+            # skipping it changes nothing else)
+            order = self._rng(epoch).permutation(len(self.rows)) if len(self.rows) > 1 else np.zeros(1, dtype=np.int64)
+            block_rows = np.add.reduceat(self.rows[order], np.arange(0, len(order), self.shuffle_block))
+            self._epoch = (epoch, order, np.concatenate([[0], np.cumsum(block_rows)]))
+        _, order, starts = self._epoch
+        if not 0 <= q < starts[-1]:
+            raise IndexError(f"position {q} outside the {self.docs} documents of key {self.name!r}")
+        i = int(np.searchsorted(starts, q, side="right")) - 1
+        b = i * self.shuffle_block
+        members = order[b:b + self.shuffle_block]
+        start, n = int(starts[i]), int(starts[i + 1] - starts[i])
+        shard_ids = np.repeat(members, self.rows[members])
+        rows = np.concatenate([np.arange(self.rows[m]) for m in members])
+        perm = self._rng(epoch, b + 1).permutation(n) if n > 1 else np.zeros(1, dtype=np.int64)
+        self._cached = ((epoch, start), shard_ids[perm], rows[perm])
+        return start, self._cached[1], self._cached[2]
+
+    def locate(self, p: int) -> tuple[int, int, int]:
+        """(shard index within the key, row, epoch) of the key's p-th document."""
+        epoch, q = divmod(p, self.docs)
+        start, shard_ids, rows = self.block(epoch, q)
+        return int(shard_ids[q - start]), int(rows[q - start]), epoch
+
+    def segments(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """The key's positions [start, stop) as (epoch, shard indices, rows) runs, one per block
+        piece: bounded memory (one block) however long the stretch."""
+        p = start
+        while p < stop:
+            epoch, q = divmod(p, self.docs)
+            first, shard_ids, rows = self.block(epoch, q)
+            end = min(first + len(shard_ids), q + (stop - p))
+            yield epoch, shard_ids[q - first:end - first], rows[q - first:end - first]
+            p += end - q
+
+
 def renormalized_weights(weights: list[float], available: list[int], budget: int) -> list[float]:
     """Water-filling: keys that cannot supply `w_k * budget` get all they have, the rest share the remainder.
 
@@ -184,7 +259,9 @@ class ReplaySampler:
         self.weights = self._effective_weights()
         self.interleave = MixtureInterleave(self.weights)
         self.budget_used = 0  # in budget_by units, so a docs-weighted stream can stop at a token budget
-        self._block_cache: dict[int, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
+        self._orders = [KeyOrder(k.name, k.rows, self.seed, shuffle_block, k.quality, quality_temperature)
+                        for k in self.keys]
+        self._next_sizes: list[int | None] = [None] * len(self.keys)  # each key's next document, looked up once
         self._rows_cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._rows_cache_size = len(self.keys) * shuffle_block + 1  # every key's current block
         for k, key in enumerate(self.keys):
@@ -251,43 +328,13 @@ class ReplaySampler:
         return self.budget / max(1e-9, sum(w / m for w, m in zip(weights, means)))  # docs -> tokens
 
     # ----- within-key order ----------------------------------------------------------------------
-    def _rng(self, k: int, *parts: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, zlib.crc32(self.keys[k].name.encode()), *parts])
-
-    def _quality_order(self, k: int, epoch: int) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
-        """The whole key in a seeded draw without replacement with probability ∝ exp(quality / T)."""
-        key = self.keys[k]
-        noise = self._rng(k, epoch, 0).gumbel(size=key.docs)
-        order = np.lexsort((np.arange(key.docs), -(quality_log_weights(key.quality, self.quality_temperature) + noise)))
-        shard_ids = np.repeat(np.arange(len(key.shards)), key.rows)
-        rows = np.concatenate([np.zeros(0, dtype=np.int64)] + [np.arange(r) for r in key.rows])
-        return (epoch, 0), shard_ids[order], rows[order]
+    def key_order(self, k: int) -> KeyOrder:
+        """Key k's document order (`KeyOrder`), shared with whoever writes its documents."""
+        return self._orders[k]
 
     def _locate(self, k: int, p: int) -> tuple[int, int, int]:
         """(shard index within key, row, epoch) of the p-th document of key k's sequence."""
-        key = self.keys[k]
-        epoch, q = divmod(p, key.docs)
-        cached = self._block_cache.get(k)
-        if self.quality_temperature is not None:
-            if cached is None or cached[0][0] != epoch:
-                cached = self._block_cache[k] = self._quality_order(k, epoch)
-            return int(cached[1][q]), int(cached[2][q]), epoch
-        if cached is None or cached[0][0] != epoch or not (cached[0][1] <= q < cached[0][1] + len(cached[1])):
-            order = self._rng(k, epoch).permutation(len(key.shards))
-            start = 0
-            for b in range(0, len(order), self.shuffle_block):
-                members = order[b:b + self.shuffle_block]
-                n = int(key.rows[members].sum())
-                if q < start + n:
-                    shard_ids = np.repeat(members, key.rows[members])
-                    rows = np.concatenate([np.arange(key.rows[m]) for m in members])
-                    perm = self._rng(k, epoch, b + 1).permutation(n)
-                    cached = ((epoch, start), shard_ids[perm], rows[perm])
-                    self._block_cache[k] = cached
-                    break
-                start += n
-        (_, start), shard_ids, rows = cached
-        return int(shard_ids[q - start]), int(rows[q - start]), epoch
+        return self._orders[k].locate(p)
 
     def _tokens(self, k: int, p: int) -> int:
         s, row, _ = self._locate(k, p)
@@ -313,14 +360,29 @@ class ReplaySampler:
         for k in machine.active:
             if self.on_short != "upsample" and machine.docs[k] >= self.keys[k].docs:
                 self._run_out(k)
-        sizes = [0 if machine.exhausted[k] else self._size(k, machine.docs[k]) for k in range(len(self.keys))]
+        sizes = self._next_sizes
+        for j in range(len(sizes)):  # only the key taken last needs its next size looked up
+            if sizes[j] is None:
+                sizes[j] = 0 if machine.exhausted[j] else self._size(j, machine.docs[j])
         k = machine.choose(sizes)
         if k is None:
             return None
-        p = machine.docs[k]
-        machine.advance(k, sizes[k])
-        self.budget_used += sizes[k] if self.budget_by == self.by else (1 if self.budget_by == "docs" else self._tokens(k, p))
+        p, size = machine.docs[k], sizes[k]
+        machine.advance(k, size)
+        sizes[k] = None
+        self.budget_used += size if self.budget_by == self.by else (1 if self.budget_by == "docs" else self._tokens(k, p))
         return k, p
+
+    def run_schedule(self) -> int:
+        """Step the global schedule to its end keeping nothing but its counts (the interleave state,
+        the budget used): how many documents a materialized sample takes from each key, in memory
+        that does not grow with the budget. Returns the positions stepped."""
+        if self.budget is None and self.on_short == "upsample":
+            raise ValueError("an upsampled stream without a budget never ends; give a budget")
+        steps = 0
+        while self._step() is not None:
+            steps += 1
+        return steps
 
     @property
     def position(self) -> int:
@@ -396,6 +458,7 @@ class ReplaySampler:
             raise ValueError(f"state dict was made with different settings: {', '.join(diff)} "
                              f"(saved {[theirs.get(f) for f in diff]}, now {[mine[f] for f in diff]})")
         self.interleave.load_state_dict(state["interleave"])
+        self._next_sizes = [None] * len(self.keys)
         self.budget_used = int(state["budget_used"])
 
     def shortfall(self) -> dict[str, dict[str, int]]:
