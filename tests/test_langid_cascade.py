@@ -137,3 +137,10 @@ def test_unknown_language_codes_are_refused_before_the_build(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown language code xx" in err[0], err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_lingua_on_its_thread_pool_answers_as_one_at_a_time(cascade, shared_data):
+    texts = _sentences(shared_data, "zu", 5) + _sentences(shared_data, "de", 5) + ["", "12345 !!!"]
+    pooled, single = cascade.lingua.predict_many(texts), [cascade.lingua.predict(t) for t in texts]
+    assert [c for c, _ in pooled] == [c for c, _ in single]
+    assert [s for _, s in pooled] == pytest.approx([s for _, s in single])  # summation order may differ

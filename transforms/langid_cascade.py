@@ -110,6 +110,17 @@ class LinguaIdentifier:
             detector = self._detectors[codes] = builder.build()
         return detector
 
+    def predict_many(self, texts: list[str]) -> list[tuple[str, float]]:
+        """`predict` for many texts with lingua's own thread pool (all cores): for offline use such as
+        benchmarks; a Beam worker is one process per core and calls `predict`."""
+        prepared = [prepare_text(t, self.max_chars) for t in texts]
+        out = []
+        for values in self._detector().compute_language_confidence_values_in_parallel(prepared):
+            ok = values and values[0].value > 0.0
+            out.append((values[0].language.iso_code_639_1.name.lower(), float(min(max(values[0].value, 0.0), 1.0)))
+                       if ok else (UNDETERMINED, 0.0))
+        return out
+
     def predict(self, text: str, among: tuple[str, ...] | None = None) -> tuple[str, float]:
         """(code, confidence) of one text, among all languages or only the codes in `among`."""
         prepared = prepare_text(text, self.max_chars)
