@@ -82,6 +82,7 @@ __all__ = ["DaskOptions", "DaskRunner", "UnsupportedOnDask", "check_supported"]
 
 _GLOBAL = GlobalWindows()
 BEAM_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"  # Beam's own: never used by name
+WAIT_FOR_WORKERS_S = 600
 
 
 class UnsupportedOnDask(InputError):
@@ -226,53 +227,60 @@ class _Receivers(dict):
         raise ValueError(f"{self.step}: output to undeclared tag {tag!r}")
 
 
-_lock = threading.Lock()
-_specs: dict[str, _ParDoSpec] = {}        # digest -> unpickled spec, once per worker process
-_idle: dict[str, list[beam.DoFn]] = {}    # digest -> set-up DoFn instances not in a bundle now
-_options_set: set[str] = set()            # run ids whose options FileSystems has
-_metrics: dict[str, dict[Any, Any]] = {}  # run id -> {task key: that bundle's MetricUpdates}
+class _RunState:
+    """What one run keeps in a worker process: its specs (unpickled once), its set-up DoFn
+    instances between bundles, and each bundle's counters, until the driver ends the run."""
 
-
-def _set_options(run_id: str, options: PipelineOptions) -> None:
-    """As a Beam SDK worker does at start-up: s3:// endpoints, GCS project, ... for FileSystems."""
-    if run_id not in _options_set:
+    def __init__(self, options: PipelineOptions):
+        # As a Beam SDK worker does at start-up: s3:// endpoints, GCS project, ... for FileSystems.
         FileSystems.set_options(options)
-        _options_set.add(run_id)
+        self.specs: dict[str, _ParDoSpec] = {}
+        self.idle: dict[str, list[beam.DoFn]] = {}
+        self.metrics: dict[str, Any] = {}  # task key -> that bundle's MetricUpdates (a retry replaces it)
 
 
-def _spec(digest: str, payload: bytes) -> _ParDoSpec:
-    with _lock:
-        spec = _specs.get(digest)
-        if spec is None:
-            spec = _specs[digest] = pickler.loads(payload)
-        _set_options(spec.run_id, spec.options)
-        return spec
+_lock = threading.Lock()
+_runs: dict[str, _RunState] = {}
+
+
+def _run_state(run_id: str, options: PipelineOptions) -> _RunState:
+    """Under `_lock`."""
+    state = _runs.get(run_id)
+    if state is None:
+        state = _runs[run_id] = _RunState(options)
+    return state
 
 
 def _read_bundle(run_id: str, payload: bytes) -> list:
     """One bundle of a split bounded source (`beam.io.Read`, e.g. ReadFromText)."""
     bundle, options = pickler.loads(payload)
     with _lock:
-        _set_options(run_id, options)
+        _run_state(run_id, options)
     tracker = bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)
     return list(bundle.source.read(tracker))
 
 
-def _take_dofn(digest: str, payload: bytes) -> tuple[beam.DoFn, bool]:
-    """A DoFn instance for one bundle: a set-up one from this process's pool, else a fresh copy."""
+def _checkout(run_id: str, digest: str, payload: bytes) -> tuple[_RunState, _ParDoSpec, beam.DoFn, bool]:
+    """This run's state, the ParDo's spec, and a DoFn instance for one bundle: a set-up one from
+    this process's pool, else a fresh copy (True: it still needs setup)."""
     with _lock:
-        pool = _idle.setdefault(digest, [])
+        state = _runs.get(run_id)
+        spec = state.specs.get(digest) if state else None
+        if spec is None:
+            spec = pickler.loads(payload)
+            state = _run_state(run_id, spec.options)
+            state.specs[digest] = spec
+        pool = state.idle.setdefault(digest, [])
         if pool:
-            return pool.pop(), False
-    return pickler.loads(payload).fn, True
+            return state, spec, pool.pop(), False
+    return state, spec, pickler.loads(payload).fn, True
 
 
-def run_bundle(elements: Iterable[Any], task: Any, digest: str, payload: bytes, *side_values: list) -> list:
+def run_bundle(elements: Iterable[Any], task: str, run_id: str, digest: str, payload: bytes, *side_values: list) -> list:
     """One ParDo over one partition (one bundle): the values of a single-output ParDo, or
-    `(tag, value)` pairs. The bundle's counters stay on this worker under the task's key (a
-    retried task replaces its entry) until the driver collects them."""
-    spec = _spec(digest, payload)
-    fn, fresh = _take_dofn(digest, payload)
+    `(tag, value)` pairs. The bundle's counters stay on this worker under the task's key until the
+    driver collects them."""
+    state, spec, fn, fresh = _checkout(run_id, digest, payload)
     out: list = []
     sides = [SideInputMap(view, options, [_GLOBAL.windowed_value(v) for v in values])
              for (view, options), values in zip(spec.side_views, side_values)]
@@ -291,18 +299,32 @@ def run_bundle(elements: Iterable[Any], task: Any, digest: str, payload: bytes, 
     finally:
         statesampler.set_current_tracker(None)
     with _lock:
-        _idle[digest].append(fn)
-        _metrics.setdefault(spec.run_id, {})[task] = container.get_cumulative()
+        state.idle[digest].append(fn)
+        state.metrics[task] = container.get_cumulative()
     return out
 
 
-def _worker_metrics(run_id: str, forget: bool) -> list:
-    """Runs on every worker (`Client.run`): this run's per-bundle metric updates."""
+def _worker_metrics(run_id: str) -> list:
+    """Runs on every worker (`Client.run`) while a run is going: its per-bundle metric updates."""
     with _lock:
-        found = _metrics.pop(run_id, {}) if forget else dict(_metrics.get(run_id, {}))
-        if forget:
-            _options_set.discard(run_id)
-    return list(found.values())
+        state = _runs.get(run_id)
+        return list(state.metrics.values()) if state else []
+
+
+def _end_run(run_id: str) -> list:
+    """Runs on every worker when a run ends (done or failed): its metric updates; its DoFns torn
+    down (best effort, as Beam's teardown) and everything it kept dropped."""
+    with _lock:
+        state = _runs.pop(run_id, None)
+    if state is None:
+        return []
+    for fns in state.idle.values():
+        for fn in fns:
+            try:
+                fn.teardown()
+            except Exception:  # noqa: BLE001 - teardown is best effort in Beam too
+                pass
+    return list(state.metrics.values())
 
 
 def _select(tagged: list[tuple], tag: Any) -> list:
@@ -477,7 +499,7 @@ class _Translate(PipelineVisitor):
             sides.append(side_key)
         out = [(name, i) for i in range(len(keys_in))]
         for key, key_in in zip(out, keys_in):
-            self.graph[key] = (run_bundle, key_in, _lit(str(key)), _lit(digest), spec_key, *sides)
+            self.graph[key] = (run_bundle, key_in, _lit(str(key)), _lit(self.run_id), _lit(digest), spec_key, *sides)
         if len(tags) == 1:
             self.parts[node.outputs[tags[0]]] = out
             return
@@ -503,9 +525,9 @@ class DaskResult(PipelineResult):
         if self._owns_client:
             self._client.close()
 
-    def _collect(self, forget: bool) -> DirectMetrics:
+    def _collect(self, end: bool) -> DirectMetrics:
         metrics = DirectMetrics()
-        for updates in self._client.run(_worker_metrics, self._run_id, forget).values():
+        for updates in self._client.run(_end_run if end else _worker_metrics, self._run_id).values():
             for update in updates:
                 metrics.commit_logical(None, update)
                 metrics.commit_physical(None, update)
@@ -523,19 +545,31 @@ class DaskResult(PipelineResult):
             return self._state
         try:
             self._future.result(timeout=None if duration is None else duration / 1000)
-            self._final = self._collect(forget=True)
             self._state = PipelineState.DONE
+        except TimeoutError:
+            if not self._future.done():
+                return self._state  # `duration` ran out: still running
+            self._state = PipelineState.FAILED
+            raise
         except BaseException:
             self._state = PipelineState.FAILED
             raise
         finally:
             if self._state != PipelineState.RUNNING:
-                self._release()
+                self._finish()
         return self._state
+
+    def _finish(self) -> None:
+        """Counters in, workers' state of this run dropped, the client closed if it is ours."""
+        try:
+            self._final = self._collect(end=True)
+        except Exception:  # noqa: BLE001 - a cluster gone with the failure: nothing left to drop
+            self._final = DirectMetrics()
+        self._release()
 
     def cancel(self) -> str:
         self._future.cancel()
-        self._release()
+        self._finish()
         self._state = PipelineState.CANCELLED
         return self._state
 
@@ -543,7 +577,7 @@ class DaskResult(PipelineResult):
         if self._final is not None:
             return self._final
         if self._state == PipelineState.RUNNING:
-            return self._collect(forget=False)
+            return self._collect(end=False)
         return DirectMetrics()
 
 
@@ -559,6 +593,9 @@ class DaskRunner(BeamDaskRunner):
         client, owns = self._client(distributed, dask_options)
         try:
             threads = client.nthreads()
+            if not threads:  # a cluster still starting (or scaling from zero): its first worker sets the count
+                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+                threads = client.nthreads()
             translate = _Translate(uuid.uuid4().hex, partitions or sum(threads.values()) or 1, options)
             pipeline.visit(translate)
             final = translate.final()

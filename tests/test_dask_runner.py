@@ -120,6 +120,21 @@ def test_work_runs_on_both_workers_and_counters_come_back(dask_cluster, tmp_path
 
 
 @pytest.mark.slow
+def test_a_failing_dofn_fails_the_run_and_workers_keep_nothing(dask_cluster):
+    def boom(x: int) -> int:
+        if x == 7:
+            raise ValueError("document 7 is bad")
+        return x
+
+    p = beam.Pipeline(options=make_options("DaskRunner", beam_args=[f"--dask_client_address={dask_cluster[0]}"]))
+    p | beam.Create(range(20)) | beam.Reshuffle() | beam.Map(boom)
+    with pytest.raises(ValueError, match="document 7 is bad"):
+        p.run().wait_until_finish()
+    with distributed.Client(dask_cluster[0]) as client:
+        assert set(client.run(lambda: len(dask_runner._runs)).values()) == {0}  # set-up DoFns torn down, dropped
+
+
+@pytest.mark.slow
 def test_build_on_dask_equals_direct_runner(direct_build: Path, dask_build: Path):
     direct = manifest_core(direct_build)
     funnel = direct["funnel"]
