@@ -42,6 +42,7 @@ refused before anything runs, in one line naming the transform.
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 import threading
 import uuid
@@ -83,6 +84,7 @@ __all__ = ["DaskOptions", "DaskRunner", "UnsupportedOnDask", "check_supported"]
 _GLOBAL = GlobalWindows()
 BEAM_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"  # Beam's own: never used by name
 WAIT_FOR_WORKERS_S = 600
+SINGLE_STAGE_MAX = 48  # partitions up to which a shuffle has one stage (inputs x partitions getitems)
 
 
 class UnsupportedOnDask(InputError):
@@ -196,7 +198,6 @@ def check_supported(pipeline: beam.Pipeline) -> None:
 class _ParDoSpec:
     """Everything a worker needs to run one ParDo's bundles (pickled once, with Beam's pickler)."""
 
-    run_id: str
     step: str
     fn: beam.DoFn
     args: tuple
@@ -335,27 +336,45 @@ def _gather(*partitions: list) -> list:
     return [x for part in partitions for x in part]
 
 
-def _split_round_robin(partition: list, n: int, offset: int) -> list[list]:
-    buckets: list[list] = [[] for _ in range(n)]
-    for i, x in enumerate(partition):
-        buckets[(offset + i) % n].append(x)
-    return buckets
+def _by_position(partition: list, parts: int, offset: int) -> list[tuple[int, Any]]:
+    """Reshuffle: (target partition, element), round-robin from `offset`."""
+    return [((offset + i) % parts, x) for i, x in enumerate(partition)]
 
 
-def _split_by_key(partition: list, n: int, coder: coders.Coder) -> list[list]:
-    """(encoded key, key, value) into the bucket of the encoded key's hash (same on every worker)."""
-    buckets: list[list] = [[] for _ in range(n)]
+def _by_key(partition: list, parts: int, coder: coders.Coder) -> list[tuple[int, tuple]]:
+    """GroupByKey: (target partition, (encoded key, key, value)); the target is a hash of Beam's
+    deterministic encoding of the key, the same in every process (unlike Python's `hash`)."""
+    out = []
     for key, value in partition:
         enc = coder.encode(key)
-        h = int.from_bytes(hashlib.blake2b(enc, digest_size=8).digest(), "big")
-        buckets[h % n].append((enc, key, value))
-    return buckets
+        out.append((int.from_bytes(hashlib.blake2b(enc, digest_size=8).digest(), "big") % parts, (enc, key, value)))
+    return out
+
+
+def _split(routed: list[tuple[int, Any]], buckets: int, div: int) -> list[list]:
+    """(target, item) pairs into `buckets` lists by one digit of the target: (target // div) % buckets."""
+    out: list[list] = [[] for _ in range(buckets)]
+    for pair in routed:
+        out[(pair[0] // div) % buckets].append(pair)
+    return out
+
+
+def _route_split(partition: list, route: Any, route_args: tuple, buckets: int, div: int) -> list[list]:
+    return _split(route(partition, *route_args), buckets, div)
+
+
+def _items(*pieces: list) -> list:
+    return [item for piece in pieces for _, item in piece]
+
+
+def _pairs(*pieces: list) -> list:
+    return [pair for piece in pieces for pair in piece]
 
 
 def _group(*pieces: list) -> list[tuple[Any, list]]:
     groups: dict[bytes, tuple[Any, list]] = {}
     for piece in pieces:
-        for enc, key, value in piece:
+        for _, (enc, key, value) in piece:
             groups.setdefault(enc, (key, []))[1].append(value)
     return list(groups.values())
 
@@ -421,10 +440,10 @@ class _Translate(PipelineVisitor):
         elif isinstance(t, beam.WindowInto):  # into the global window: check_supported refused others
             keys = inputs[0]
         elif type(t) is _Reshuffle:
-            keys = self._shuffle(name, inputs[0], lambda i: (_split_round_robin, self.partitions, i), _gather)
+            keys = self._shuffle(name, inputs[0], _by_position, lambda i: (self.partitions, i), _items)
         elif type(t) is _GroupByKey:
             coder = key_coder(node)
-            keys = self._shuffle(name, inputs[0], lambda i: (_split_by_key, self.partitions, coder), _group)
+            keys = self._shuffle(name, inputs[0], _by_key, lambda i: (self.partitions, coder), _group)
         elif isinstance(t, beam.ParDo):
             self._pardo(node, name, inputs[0])
             return
@@ -466,26 +485,53 @@ class _Translate(PipelineVisitor):
             self.graph[keys[0]] = _lit([])
         return keys
 
-    def _shuffle(self, name: str, keys_in: list[Any], split: Any, join: Any) -> list[Any]:
-        """Each input partition split into `partitions` buckets, bucket j of every input joined into
-        output partition j; one small getitem task per (input, bucket) so that only bucket j moves."""
+    def _shuffle(self, name: str, keys_in: list[Any], route: Any, route_args: Any, join: Any) -> list[Any]:
+        """`partitions` output partitions; element e goes to the one `route` names for it.
+
+        A task shuffle: an input partition is split into buckets, and one small getitem task per
+        (input, bucket) lets only that bucket move to the partition that joins it. In one stage that
+        is inputs x partitions getitems, fine up to SINGLE_STAGE_MAX partitions; beyond, two stages
+        (as dask's own task shuffle): with k = ceil(sqrt(partitions)) and target t = a*k + b, stage 1
+        sends t's elements to intermediate partition (a, input % k), stage 2 from the k
+        intermediates (a, *) to output t by b, so no partition ever holds more than its share and
+        the task count grows as partitions x k, not partitions squared."""
         n = self.partitions
-        for i, key in enumerate(keys_in):
-            fn, *args = split(i)
-            self.graph[(f"{name}/split", i)] = (fn, key, *map(_lit, args))
-            for j in range(n):
-                self.graph[(f"{name}/bucket", i, j)] = (operator.getitem, (f"{name}/split", i), j)
-        out = [(name, j) for j in range(n)]
+        if n <= SINGLE_STAGE_MAX:
+            split = [(_route_split, key, route, _lit(route_args(i)), n, 1) for i, key in enumerate(keys_in)]
+            pieces = self._buckets(f"{name}/s", split, n)
+            out = [(name, t) for t in range(n)]
+            for t, key in enumerate(out):
+                self.graph[key] = (join, *[pieces[i][t] for i in range(len(keys_in))])
+        else:
+            k = math.isqrt(n - 1) + 1
+            split = [(_route_split, key, route, _lit(route_args(i)), k, k) for i, key in enumerate(keys_in)]
+            pieces = self._buckets(f"{name}/s1", split, k)
+            middle = [(f"{name}/m", a, c) for a in range(k) for c in range(k)]
+            for a, c in ((m[1], m[2]) for m in middle):
+                self.graph[(f"{name}/m", a, c)] = (_pairs, *[pieces[i][a] for i in range(c, len(keys_in), k)])
+            pieces = self._buckets(f"{name}/s2", [(_split, m, k, 1) for m in middle], k)
+            out = [(name, t) for t in range(n)]
+            for t, key in enumerate(out):
+                a, b = divmod(t, k)
+                self.graph[key] = (join, *[pieces[a * k + c][b] for c in range(k)])
         self.spread += out
-        for j, key in enumerate(out):
-            self.graph[key] = (join, *[(f"{name}/bucket", i, j) for i in range(len(keys_in))])
         return out
+
+    def _buckets(self, name: str, split_tasks: list[tuple], buckets: int) -> list[list[Any]]:
+        """One split task per input and a getitem task per bucket: `[input][bucket]` keys."""
+        keys = []
+        for i, task in enumerate(split_tasks):
+            self.graph[(name, i)] = task
+            keys.append([(f"{name}/b", i, j) for j in range(buckets)])
+            for j, key in enumerate(keys[-1]):
+                self.graph[key] = (operator.getitem, (name, i), j)
+        return keys
 
     def _pardo(self, node: AppliedPTransform, name: str, keys_in: list[Any]) -> None:
         t = node.transform
         args, kwargs = t.raw_side_inputs
         tags = tuple(node.outputs)
-        spec = _ParDoSpec(self.run_id, node.full_label, t.fn, tuple(args), dict(kwargs),
+        spec = _ParDoSpec(node.full_label, t.fn, tuple(args), dict(kwargs),
                           [(type(si), si._view_options()) for si in node.side_inputs], tags, self.options)
         payload = pickler.dumps(spec)
         digest = hashlib.sha256(payload).hexdigest()

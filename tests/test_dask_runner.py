@@ -193,6 +193,35 @@ def test_beams_own_dask_runner_never_gives_a_set_that_looks_whole(dask_cluster, 
         assert (manifest.funnel.read, manifest.funnel.kept, manifest.funnel.dropped) == (10, 10, {})
 
 
+def run_graph_here(make, partitions: int) -> list:
+    """The translation run by dask's synchronous scheduler in this process (no cluster): the
+    elements of the PCollection `make(pipeline)` returns."""
+    import dask
+
+    p = beam.Pipeline(options=make_options("DaskRunner"))
+    out = make(p)
+    dask_runner.check_supported(p)
+    translate = dask_runner._Translate("t" * 32, partitions, p._options)
+    p.visit(translate)
+    try:
+        return [x for part in dask.get(translate.graph, translate.parts[out]) for x in part]
+    finally:
+        dask_runner._end_run(translate.run_id)
+
+
+@pytest.mark.parametrize("partitions", [1, 5, dask_runner.SINGLE_STAGE_MAX + 13])  # one and two stages
+def test_group_by_key_and_reshuffle_keep_every_element_once(partitions: int):
+    pairs = [(("k", i % 37, b"x" if i % 2 else None), i) for i in range(1000)]
+    grouped = run_graph_here(lambda p: p | beam.Create(pairs) | beam.Reshuffle() | beam.GroupByKey()
+                             | beam.MapTuple(lambda k, vs: (k, sorted(vs))), partitions)
+    expected: dict = {}
+    for k, v in pairs:
+        expected.setdefault(k, []).append(v)
+    assert len(grouped) == len(expected) and dict(grouped) == expected  # each key once, with all its values
+    spread = run_graph_here(lambda p: p | beam.Create(range(300)) | beam.Reshuffle() | beam.Map(int), partitions)
+    assert sorted(spread) == list(range(300))
+
+
 def test_beam_dask_runner_name_maps_to_ours():
     for name in ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner"):
         assert make_options(name).get_all_options()["runner"] == DASK_RUNNER
