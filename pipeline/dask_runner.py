@@ -452,6 +452,33 @@ class _Translate(PipelineVisitor):
         (pcoll,) = node.outputs.values()
         self.parts[pcoll] = keys
 
+    def fuse_chains(self) -> None:
+        """A task over one partition (a ParDo bundle, a tag selection, a shuffle's split) whose input
+        partition feeds nothing else takes the producer's task in as a nested task, as a Beam
+        runner fuses a chain of steps into one stage: one scheduler round trip per chain, not per
+        step. A fused shuffle output keeps its placement (`spread`)."""
+        from dask.core import get_dependencies
+
+        dependents: dict[Any, int] = {}
+        for key in self.graph:
+            for dep in get_dependencies(self.graph, key):
+                dependents[dep] = dependents.get(dep, 0) + 1
+        consumers = (run_bundle, _select, _route_split)
+        producers = (run_bundle, _select, _items, _group)
+        spread = set(self.spread)
+        for key in list(self.graph):
+            task = self.graph[key]
+            if not (isinstance(task, tuple) and task[0] in consumers):
+                continue
+            source = task[1]
+            producer = self.graph.get(source) if isinstance(source, (str, tuple)) else None
+            if isinstance(producer, tuple) and producer[0] in producers and dependents.get(source) == 1:
+                self.graph[key] = (task[0], producer, *task[2:])
+                del self.graph[source]
+                if source in spread:
+                    spread.add(key)
+        self.spread = [key for key in spread if key in self.graph]
+
     def placed_graph(self, workers: dict[str, int]) -> Any:
         """The graph with output partition j of every root and shuffle preferring the j-th worker
         thread (round-robin over workers, `allow_other_workers`): a dask worker otherwise keeps
@@ -645,6 +672,7 @@ class DaskRunner(BeamDaskRunner):
             translate = _Translate(uuid.uuid4().hex, partitions or sum(threads.values()) or 1, options)
             pipeline.visit(translate)
             final = translate.final()
+            translate.fuse_chains()
             future = client.get(translate.placed_graph(threads), final, sync=False)
         except BaseException:
             if owns:

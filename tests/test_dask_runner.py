@@ -203,6 +203,8 @@ def run_graph_here(make, partitions: int) -> list:
     dask_runner.check_supported(p)
     translate = dask_runner._Translate("t" * 32, partitions, p._options)
     p.visit(translate)
+    translate.final()
+    translate.fuse_chains()  # as the runner submits it
     try:
         return [x for part in dask.get(translate.graph, translate.parts[out]) for x in part]
     finally:
