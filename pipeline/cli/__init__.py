@@ -8,12 +8,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import sys
 
 from replaymill import __version__
 from replaymill.pipeline.cli.errors import USAGE_ERROR, failure_line, failure_places
 from replaymill.pipeline.cli.worker_output import HeldWorkerStderr
 from replaymill.pipeline.errors import InputError, RunFailed
+
+
+
+class _NoBigQueryNotice(logging.Filter):
+    """Beam installed without its `gcp` extra logs, when `apache_beam.io` is first imported, that the
+    BigQuery clients are missing: replaymill uses none, and the core install has no `gcp` (the extra
+    adds it), so the line is only noise on every command's stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("apitools not found")
+
+
+logging.getLogger().addFilter(_NoBigQueryNotice())  # before any subcommand imports Beam
 
 SUBCOMMANDS: tuple[str, ...] = (  # workflow order, as `--help` lists them
     "replaymill.pipeline.cli.build",

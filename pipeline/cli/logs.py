@@ -38,7 +38,10 @@ class _WorkerLines(logging.Filter):
 
 def configure_logging() -> None:
     """replaymill's progress lines at INFO (from workers too); Beam's own only from WARNING."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # force: importing Beam may already have configured the root logger (a module-level
+    # `logging.warning` at import calls basicConfig), which would make this call a no-op.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        force=True)
     for name in (*PROGRESS_LOGGERS, WORKER_RELAY):
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger(WORKER_RELAY).addFilter(_WorkerLines())
