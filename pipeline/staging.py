@@ -86,17 +86,6 @@ def list_files(root: str) -> list[str]:
     return sorted(m.path[len(prefix):] for m in matched if m.path.startswith(prefix))
 
 
-def _exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
-def _delete(paths: Iterable[str]) -> None:
-    """Delete the given files, skipping any that are already gone (a swap may be re-run)."""
-    present = [p for p in paths if _exists(p)]
-    if present:
-        FileSystems.delete(present)
-
-
 def _read_json(path: str) -> object:
     with FileSystems.open(path, compression_type="uncompressed") as f:
         return json.loads(f.read())
@@ -184,8 +173,8 @@ class OutputLock:
 
     def _read_lease(self) -> dict | None:
         try:
-            return _read_json(self.path) if _exists(self.path) else None
-        except Exception:  # noqa: BLE001 - a half-written or foreign lease is treated as expired
+            return _read_json(self.path)
+        except Exception:  # noqa: BLE001 - none, half-written or foreign: treated as expired
             return None
 
     def _write_lease(self) -> None:
@@ -217,7 +206,8 @@ class OutputLock:
             self._thread.join()
             self._thread = None
             if (self._read_lease() or {}).get("token") == self.token:
-                _delete([self.path])
+                with contextlib.suppress(Exception):  # a lease left behind expires by itself
+                    FileSystems.delete([self.path])
 
 
 # ----- the staged output ---------------------------------------------------------------------
@@ -248,12 +238,14 @@ class StagedOutput:
 
     def __enter__(self) -> "StagedOutput":
         self._refuse_overlap()
-        self._check_root()  # read-only first: a foreign directory gets not even a lock file
+        self._check_root(list_files(self.root))  # read-only first: a foreign directory gets not even a lock file
         self._lock.acquire()
         try:
-            recover(self.root)
-            self._check_root()  # again under the lock: another run may have finished meanwhile
-            self._clear_staging()
+            listing = list_files(self.root)  # again under the lock: another run may have finished meanwhile
+            if recover(self.root, staged_of(listing)):
+                listing = list_files(self.root)
+            self._check_root(listing)
+            self._clear_staging(staged_of(listing))
             _write_json(join(self.staging, OWNER_NAME), {"seal": self.seal, "owner": self._lock.token,
                                                          "created_at": time.time()})
         except BaseException:
@@ -263,8 +255,10 @@ class StagedOutput:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if not self.committed and not _exists(join(self.staging, self.seal)):
-                _remove_staging(self.root)
+            if not self.committed:
+                staged = list_files(self.staging)
+                if self.seal not in staged:  # unsealed: nothing to finish, remove it; sealed: the next run swaps it in
+                    _remove_staging(self.root, staged)
         finally:
             self._lock.release()
 
@@ -278,10 +272,10 @@ class StagedOutput:
             if inside(root, path):
                 raise OutputRefused(f"output {self.output} lies inside the input {given}; write to another directory")
 
-    def _check_root(self) -> None:
-        """Refuse foreign files and (without `overwrite`) a finished set."""
-        files = [f for f in list_files(self.root) if f != LOCK_NAME and not inside(f, STAGING_NAME)]
-        owned = owned_files(self.root, files)
+    def _check_root(self, listing: list[str]) -> None:
+        """Refuse foreign files and (without `overwrite`) a finished set, from a listing of the root."""
+        files = [f for f in listing if f != LOCK_NAME and not inside(f, STAGING_NAME)]
+        owned = owned_files(self.root, files, staged_of(listing))
         foreign = [f for f in files if f not in owned]
         if foreign:
             raise OutputRefused(
@@ -295,25 +289,28 @@ class StagedOutput:
             raise OutputRefused(f"output {self.output} holds a different kind of set ({other[0]}); "
                                 "choose another directory")
 
-    def _clear_staging(self) -> None:
-        staged = list_files(self.staging)
+    def _clear_staging(self, staged: list[str]) -> None:
         if staged:
             if OWNER_NAME not in staged:
                 raise OutputRefused(f"{self.staging} holds files without replaymill's {OWNER_NAME}; nothing was "
                                     "removed: move them away")
             self.removed = staged
             log.info("removing %d file(s) of an earlier unfinished run in %s", len(staged), self.staging)
-        _remove_staging(self.root)
+        _remove_staging(self.root, staged)
 
     def commit(self) -> None:
         """Swap the sealed staged set in (the seal must exist: it is written after the gate)."""
-        if not _exists(join(self.staging, self.seal)):
-            raise RuntimeError(f"nothing to commit: {join(self.staging, self.seal)} was not written")
         swap(self.root, self.seal)
         self.committed = True
 
 
-def owned_files(root: str, files: list[str]) -> set[str]:
+def staged_of(listing: list[str]) -> list[str]:
+    """The staging directory's files (relative to it) in a listing of the root."""
+    prefix = STAGING_NAME + "/"
+    return [f[len(prefix):] for f in listing if f.startswith(prefix)]
+
+
+def owned_files(root: str, files: list[str], staged: list[str]) -> set[str]:
     """Files in `root` (outside staging) that replaymill provably wrote: the finished set(s) their
     seals list, and, while a swap is half done, the staged set's files and the retired old ones."""
     owned: set[str] = set()
@@ -321,26 +318,38 @@ def owned_files(root: str, files: list[str]) -> set[str]:
         if seal in files:
             owned |= {seal, *sealed_files(root, seal)}
     staging = join(root, STAGING_NAME)
-    if _exists(join(staging, OWNER_NAME)):
+    if OWNER_NAME in staged:
         for seal in SEALS:
-            if _exists(join(staging, seal)):
+            if seal in staged:
                 owned |= {seal, *sealed_files(staging, seal)}
-        if _exists(join(staging, RETIRE_NAME)):
+        if RETIRE_NAME in staged:
             owned |= set(_read_json(join(staging, RETIRE_NAME)))
     return owned
 
 
-def _remove_staging(root: str) -> None:
-    """Remove the staging directory: its files (the owner marker last), then the empty folders."""
+def _remove_staging(root: str, files: list[str] | None = None) -> None:
+    """Remove the staging directory: its files (the owner marker last), then the empty folders.
+    `files`: the staging directory's listing, when the caller has it (object stores pay per call)."""
     staging = join(root, STAGING_NAME)
-    files = list_files(staging)
-    first = [f for f in files if f != OWNER_NAME]
-    _delete([join(staging, f) for f in first])
-    _delete([join(staging, f) for f in files if f == OWNER_NAME])
+    files = list_files(staging) if files is None else files
+    for batch in ([f for f in files if f != OWNER_NAME], [f for f in files if f == OWNER_NAME]):
+        if batch:
+            FileSystems.delete([join(staging, f) for f in batch])
     if is_local(staging) and os.path.isdir(staging):
-        for folder, _, _ in sorted(os.walk(staging), key=lambda w: -len(w[0])):
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
+        _prune_empty_dirs(root, [f for f, _, _ in os.walk(staging)])
+
+
+def _prune_empty_dirs(root: str, folders: Iterable[str]) -> None:
+    """Locally, remove the given folders below `root` and their parents below it, deepest first,
+    where they are empty (a partition whose files a swap removed)."""
+    todo: set[str] = set()
+    for folder in folders:
+        while folder != root and inside(folder, root):
+            todo.add(folder)
+            folder = os.path.dirname(folder)
+    for folder in sorted(todo, key=lambda d: -len(d)):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 def swap(root: str, seal: str) -> None:
@@ -349,42 +358,50 @@ def swap(root: str, seal: str) -> None:
     1. `_retire.json` records the old set's files (from the old seal) before anything is removed.
     2. The old seal goes first, so nothing claims a half-swapped root is whole.
     3. Old files the new set does not reuse are removed.
-    4. Each staged file is renamed into place (replacing an old file of the same name).
+    4. The staged files are renamed into place (replacing old files of the same names).
     5. The staged seal is renamed into place last: from here on the new set is the finished set.
     6. The staging directory is removed.
+    What is where is read from two listings, not a call per file (object stores pay per call).
     """
     staging = join(root, STAGING_NAME)
+    listing = list_files(root)
+    staged = set(staged_of(listing))
+    present = {f for f in listing if not inside(f, STAGING_NAME)}
+    if seal not in staged:
+        raise RuntimeError(f"nothing to swap in: {join(staging, seal)} was not written")
     new = sealed_files(staging, seal)
     retire_path = join(staging, RETIRE_NAME)
-    if _exists(retire_path):
-        retire = list(_read_json(retire_path))
+    if RETIRE_NAME in staged:
+        retire = [check_relative_path(f) for f in _read_json(retire_path)]
     else:
-        retire = [seal, *sealed_files(root, seal)] if _exists(join(root, seal)) else []
+        retire = [seal, *sealed_files(root, seal)] if seal in present else []
         _write_json(retire_path, retire)
-    _delete([join(root, seal)])
     keep = set(new)
-    _delete([join(root, check_relative_path(f)) for f in retire if f not in keep and f != seal])
-    for f in new:
-        src, dst = join(staging, f), join(root, f)
-        if _exists(src):
-            _delete([dst])
-            if is_local(dst):
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-            FileSystems.rename([src], [dst])
-        elif not _exists(dst):
-            raise RuntimeError(f"swap into {root}: {f} is in neither the staged nor the finished set")
+    gone = sorted({f for f in [seal, *retire] if f in present and (f == seal or f not in keep)})
+    if gone:
+        FileSystems.delete([join(root, f) for f in gone])
+        if is_local(root):
+            _prune_empty_dirs(root, [os.path.dirname(join(root, f)) for f in gone])
+    moves = [f for f in new if f in staged]
+    lost = [f for f in new if f not in staged and f not in present]
+    if lost:
+        raise RuntimeError(f"swap into {root}: {lost[0]} is in neither the staged nor the finished set")
+    if moves:
+        if is_local(root):
+            for f in moves:
+                os.makedirs(os.path.dirname(join(root, f)), exist_ok=True)
+        FileSystems.rename([join(staging, f) for f in moves], [join(root, f) for f in moves])
     FileSystems.rename([join(staging, seal)], [join(root, seal)])
-    _remove_staging(root)
+    _remove_staging(root, sorted((staged - set(moves) - {seal}) | {RETIRE_NAME}))
 
 
-def recover(root: str) -> bool:
-    """Complete a swap a crashed run left half done; True if there was one. (Caller holds the lock.)"""
-    staging = join(root, STAGING_NAME)
-    owner = join(staging, OWNER_NAME)
-    if not _exists(owner):
+def recover(root: str, staged: list[str]) -> bool:
+    """Complete a swap a crashed run left half done (`staged`: the staging directory's listing);
+    True if there was one. The caller holds the lock."""
+    if OWNER_NAME not in staged:
         return False
-    seal = str(_read_json(owner).get("seal"))
-    if seal not in SEALS or not _exists(join(staging, seal)):
+    seal = str(_read_json(join(root, STAGING_NAME, OWNER_NAME)).get("seal"))
+    if seal not in SEALS or seal not in staged:
         return False
     log.warning("completing the interrupted swap of a finished set into %s", root)
     swap(root, seal)

@@ -138,3 +138,41 @@ def test_cli_reshard_from_and_to_s3(s3):
     with FileSystems.open(f"{out}/_reshard.json") as f:
         summary = json.loads(f.read())
     assert summary["lines"] == 40 and len(summary["parts"]) == 2 and summary["dropped"] == {}  # 4 C4 files x 10
+
+
+def s3_keys(client, prefix: str) -> set[str]:
+    return {o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+            for o in page.get("Contents", [])}
+
+
+def test_cli_overwrite_on_s3_swaps_the_whole_set(s3):
+    """--overwrite through Beam's S3 filesystem: staged under the output, swapped in, nothing left over."""
+    forget_filesystem_options()
+    out = f"s3://{BUCKET}/swap"
+    assert main(["build", "--input", s3["inputs"][1], "--output", out, "--in-memory", "--", *s3["args"]]) == 0
+    assert main(["build", "--input", s3["inputs"][0], "--output", out, "--in-memory", "--overwrite",
+                 "--", *s3["args"]]) == 0
+    FileSystems.set_options(PipelineOptions(s3["args"]))
+    manifest = read_manifest(out)
+    assert manifest.funnel.read == 20  # the two Dolma CC heads, not the C4 files of the first build
+    assert s3_keys(s3["client"], "swap/") == {f"swap/{s.path}" for s in manifest.shards} | {"swap/_manifest.json"}
+    for info in manifest.shards:
+        read_shard_bytes(out, info)
+
+
+def test_a_live_lease_on_s3_refuses_a_second_run(s3, capsys):
+    """Object stores have no locks: a lease renewed by the running build; a fresh one refuses, a stale one not."""
+    import time
+
+    forget_filesystem_options()
+    FileSystems.set_options(PipelineOptions(s3["args"]))
+    out = f"s3://{BUCKET}/leased"
+    lease = f"{out}/_replaymill.lock"
+    write_bytes_atomic(lease, json.dumps({"token": "other-host:1:x", "renewed_at": time.time()}).encode())
+    cmd = ["build", "--input", s3["inputs"][1], "--output", out, "--in-memory", "--", *s3["args"]]
+    assert main(cmd) == 2
+    assert "another replaymill run is writing to" in capsys.readouterr().err
+    write_bytes_atomic(lease, json.dumps({"token": "other-host:1:x", "renewed_at": time.time() - 3600}).encode())
+    assert main(cmd) == 0  # a lease nobody renewed for an hour belongs to a dead run
+    FileSystems.set_options(PipelineOptions(s3["args"]))
+    assert "leased/_replaymill.lock" not in s3_keys(s3["client"], "leased/")
