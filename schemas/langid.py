@@ -23,9 +23,9 @@ class CascadeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
     below_chars: int = Field(50, ge=0, description="lingua decides texts shorter than this (characters, whitespace collapsed)")
-    below_score: float = Field(0.8, ge=0.0, le=1.0, description="lingua decides when fastText's probability is below this")
+    below_score: float = Field(0.9, ge=0.0, le=1.0, description="lingua decides when fastText's probability is below this")
     defer_score: float = Field(
-        0.5, ge=0.0, le=1.01,
+        0.7, ge=0.0, le=1.01,
         description="fastText keeps a label lingua cannot name (e.g. gl, ceb) when its probability is at least this",
     )
     max_chars: int = Field(500, ge=16, description="prefix of the text lingua reads (its cost grows with length)")
