@@ -139,7 +139,8 @@ def make_parser() -> argparse.ArgumentParser:
     exp.add_argument("--max-books-mb", type=float, default=None, help="text read per book, MB (default: all)")
     exp.add_argument("--max-distractor-mb", type=float, default=1.0, help="per distractor path, MB")
     exp.add_argument("--probe-samples", type=int, default=512)
-    exp.add_argument("--probe-max-new-tokens", type=int, default=256)
+    exp.add_argument("--probe-max-new-tokens", type=int, default=None,
+                     help="cap per generated document (default: the model's context, seq-len - 1)")
     exp.add_argument("--wrong-key", default=None, help="pool key (domain/lang) of the wrong-domain source "
                      "(default: the largest pool key outside the published weights)")
     exp.add_argument("--salt", default="moat", help="salt of the closed/open split hash")
@@ -361,8 +362,6 @@ def run_job(job: dict) -> dict:
     out = Path(job["config"]["output"])
     result_file = out.parent / f"{out.name}.result.json"
     key = stamp(job)
-    if result_file.exists() and json.loads(result_file.read_text())["key"] == key:
-        return json.loads(result_file.read_text())
     from replaymill.trainer.config import TrainConfig
     from replaymill.trainer.loop import train
 
@@ -401,11 +400,28 @@ def evaluate_files(model_dir: str, files: dict[str, str], seq_len: int) -> dict[
     return out
 
 
+def cached_result(job: dict) -> dict | None:
+    out = Path(job["config"]["output"])
+    path = out.parent / f"{out.name}.result.json"
+    if path.exists():
+        result = json.loads(path.read_text())
+        if result["key"] == stamp(job):
+            return result
+    return None
+
+
 def run_jobs(jobs: list[dict], n: int) -> list[dict]:
-    if n <= 1 or len(jobs) <= 1:
-        return [run_job(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(run_job, jobs))
+    """Every job's result: cached ones read back, the others run `n` at a time in spawned workers."""
+    results = {i: cached_result(j) for i, j in enumerate(jobs)}
+    todo = [i for i, r in results.items() if r is None]
+    if n <= 1 or len(todo) <= 1:
+        for i in todo:
+            results[i] = run_job(jobs[i])
+    else:
+        with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+            for i, r in zip(todo, pool.map(run_job, [jobs[i] for i in todo])):
+                results[i] = r
+    return [results[i] for i in range(len(jobs))]
 
 
 # ----- stage 3: pool and replay sets -------------------------------------------------------------
@@ -475,6 +491,8 @@ def main(argv: list[str] | None = None) -> dict:
     report_dir = Path(args.report_dir) if args.report_dir else work / "report"
     clock = Clock()
     load0 = os.getloadavg()
+    if args.probe_max_new_tokens is None:
+        args.probe_max_new_tokens = args.seq_len - 1
     tokens_per_step = args.batch_size * args.seq_len
     budget = math.ceil(max(ratios) * args.finetune_steps * tokens_per_step * 1.05)
     print(f"[moat] hidden weights {weights}; replay budget {budget:,} tokens per source; sizes {sizes}; "
@@ -549,7 +567,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not cached(gens.parent, probe_key, args.fresh):
         reset(gens.parent)
         cli(["probe", "--model", base, "--samples", args.probe_samples, "--max-new-tokens", args.probe_max_new_tokens,
-             "--seed", 0, "--batch-size", 64, "--device", "cpu", "--output", gens], work / "logs" / "probe.log")
+             "--seed", 0, "--batch-size", 256, "--device", "cpu", "--output", gens], work / "logs" / "probe.log")
         finish_stage(gens.parent, probe_key)
     clock.lap("probe")
 
@@ -560,7 +578,9 @@ def main(argv: list[str] | None = None) -> dict:
     for s in pool_manifest.shards:
         pool_tokens[f"{s.domain}/{s.lang}"] = pool_tokens.get(f"{s.domain}/{s.lang}", 0) + s.tokens
     published = dict(weights)  # the data card: the hidden keys are pool keys (domain or domain/lang)
-    covered = {k for k in pool_tokens if k in published or k.split("/")[0] in published}
+    from replaymill.shards.sampler import key_for
+
+    covered = {k for k in pool_tokens if key_for(*k.split("/", 1), set(published)) is not None}
     wrong_key = args.wrong_key or max((k for k in pool_tokens if k not in covered), key=lambda k: pool_tokens[k])
     sets_dir = work / "sets"
     sets_dir.mkdir(exist_ok=True)
@@ -569,11 +589,13 @@ def main(argv: list[str] | None = None) -> dict:
     targets = {"oracle": published, "preset": published, "uniform": pool_tokens, "wrong": {wrong_key: 1.0}}
     inputs = {"oracle": files["oracle"]}
     replay_sets: dict[str, list[str]] = {}
+    set_keys: dict[str, list[str]] = {}
     for source in SOURCES:
         for seed in range(args.seeds):  # one set per seed: the spread includes which documents were drawn
             out = sets_dir / f"{source}-s{seed}"
             key = stamp(probe_key, source, targets.get(source), budget, seed)
             replay_sets.setdefault(source, []).append(str(out))
+            set_keys.setdefault(source, []).append(key)
             if cached(out, key, args.fresh):
                 continue
             shutil.rmtree(out, ignore_errors=True)
@@ -594,6 +616,26 @@ def main(argv: list[str] | None = None) -> dict:
                  if s.startswith("dsir")}
     clock.lap("replay sets")
 
+    # Mixture recovery against base-model quality: probe every size, stratified DSIR, origin shares.
+    recovery = {main_name: {"shares": mixtures["dsir"][0], "estimate": estimated["dsir"][0]["estimated_mixture"]}}
+    for name, base_dir in base_dirs.items():
+        if name == main_name:
+            continue
+        out = work / "probe" / f"dsir-{name}"
+        key = stamp(pool_key, pre[name]["key"], args.probe_samples, args.probe_max_new_tokens, budget)
+        if not cached(out, key, args.fresh):
+            shutil.rmtree(out, ignore_errors=True)
+            size_gens = work / "probe" / f"generations-{name}.jsonl"
+            cli(["probe", "--model", base_dir, "--samples", args.probe_samples, "--max-new-tokens",
+                 args.probe_max_new_tokens, "--seed", 0, "--batch-size", 256, "--device", "cpu", "--output", size_gens,
+                 "--overwrite"], work / "logs" / f"probe-{name}.log")
+            cli(["sample", "--shards", pool, "--reference", size_gens, "--tokens", budget, "--tokenizer", base,
+                 "--rows-per-shard", 64, "--output", out, "--in-memory"], work / "logs" / f"sample-dsir-{name}.log")
+            finish_stage(out, key)
+        recovery[name] = {"shares": origin_shares(str(out), weights),
+                          "estimate": _manifest(str(out)).extra["sampling"]["dsir"]["estimated_mixture"]}
+    clock.lap("mixture recovery per size")
+
     # 4. fine-tunes: 0% and every ratio x source x seed on the main size; oracle on every size
     task = ",".join(args.task)
     jobs = []
@@ -609,6 +651,7 @@ def main(argv: list[str] | None = None) -> dict:
                     replay=root, replay_ratio=ratio, replay_on_short="upsample",
                     replay_target=set_weights_yaml(root, Path(root + "-own.yaml")))
                 jobs.append({"name": run, "eval_files": eval_files, "base_key": pre[name]["key"],
+                             "set_key": None if root is None else set_keys[source][seed],
                              "meta": {"size": name, "source": source, "ratio": ratio, "seed": seed},
                              "config": dict(model=base_dirs[name], task=task, eval_fraction=0.05,
                                             replay_eval=files["eval"], eval_tokens=args.eval_tokens * 2,
@@ -626,7 +669,7 @@ def main(argv: list[str] | None = None) -> dict:
         before=before, results=results, mixtures=mixtures, closed=info["parts"], pool_tokens=pool_tokens,
         wrong_key=wrong_key, budget=budget, published=published, pretrain=pre,
         dsir_manifest=estimated,
-        clock=clock.stages, cpu=clock.cpu, load=(load0, os.getloadavg()), units=info["units"], pool_raw=info["pool_raw"])
+        recovery=recovery, clock=clock.stages, cpu=clock.cpu, load=(load0, os.getloadavg()), units=info["units"], pool_raw=info["pool_raw"])
     moat_report.write(report, report_dir)
     clock.lap("report")
     print(moat_report.markdown(report))

@@ -45,7 +45,8 @@ def _bootstrap_share(none: list[float], src: list[float], oracle: list[float], d
 
 def build_report(*, args: dict, weights: dict[str, float], ratios: list[float], sizes: list[str], main: str,
                  before: dict, results: list[dict], mixtures: dict, closed: dict, pool_tokens: dict, wrong_key: str,
-                 budget: int, published: dict, pretrain: dict, dsir_manifest: dict, clock: dict, cpu: dict, load: tuple,
+                 budget: int, published: dict, pretrain: dict, dsir_manifest: dict, recovery: dict, clock: dict,
+                 cpu: dict, load: tuple,
                  units: dict, pool_raw: dict) -> dict[str, Any]:
     cells: dict[tuple, list[dict]] = {}
     for r in results:
@@ -117,6 +118,9 @@ def build_report(*, args: dict, weights: dict[str, float], ratios: list[float], 
             of = forgetting(size, "oracle", r)
             entry[f"removed@{r:g}"] = 1 - statistics.fmean(of) / statistics.fmean(nf) if of and nf else math.nan
             entry[f"forgetting@{r:g}"] = _mean_std(of)
+        if size in recovery:
+            entry["dsir_shares"] = recovery[size]["shares"]
+            entry["dsir_tv"] = tv(recovery[size]["shares"], weights)
         scale.append(entry)
 
     return {"args": args, "weights": weights, "published": published, "ratios": ratios, "main_size": main,
@@ -189,10 +193,13 @@ def markdown(rep: dict) -> str:
     lines += ["", "Scale trend (oracle replay; removed = 1 - F(r) / F(0%); Ibrahim et al. report 71% at 5%, "
               "88% at 25% for 405M-10B models):", "",
               "| model | parameters | base closed loss | forgetting at 0% | " + " | ".join(
-                  f"removed at {r:.0%}" for r in rep["ratios"]) + " |", "|---|---|---|---|" + "---|" * len(rep["ratios"])]
+                  f"removed at {r:.0%}" for r in rep["ratios"]) + " | DSIR mixture from its probe | TV |",
+              "|---|---|---|---|" + "---|" * len(rep["ratios"]) + "---|---|"]
     for s in rep["scale"]:
+        mix = ", ".join(f"{k} {v:.2f}" for k, v in s.get("dsir_shares", {}).items())
         lines.append(f"| {s['size']} | {s['parameters']:,} | {s['base_loss']:.3f} | {_pm(s['forgetting_0'])} | "
-                     + " | ".join(f"{s[f'removed@{r:g}']:.0%}" for r in rep["ratios"]) + " |")
+                     + " | ".join(f"{s[f'removed@{r:g}']:.0%}" for r in rep["ratios"])
+                     + f" | {mix or '-'} | {s.get('dsir_tv', float('nan')):.3f} |")
     secs = rep["seconds"]
     cpu = rep.get("cpu_seconds", {})
     lines += ["", f"Runtime {rep['total_seconds']:.0f} s wall ({', '.join(f'{k} {v:.0f} s' for k, v in secs.items())}); "

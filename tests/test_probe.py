@@ -71,6 +71,21 @@ def test_probe_cuts_each_sample_at_eos(model_dir):
     assert second["stop"] == "length" and second["n_tokens"] == len(body) + 2
 
 
+def test_probe_stops_at_the_model_context(model_dir, capsys):
+    """The fixture's model has 64 positions: 100 new tokens are capped at 63, and the record says so."""
+    probe = Probe(str(model_dir), ProbeSettings(samples=1, batch_size=1, max_new_tokens=100, device="cpu"))
+    seen = {}
+
+    def fake_generate(input_ids, **kwargs):
+        seen.update(kwargs)
+        return torch.tensor([[probe.eos, 5, 6]])
+
+    probe.model.generate = fake_generate
+    (row,) = list(probe.samples())
+    assert seen["max_new_tokens"] == 63
+    assert row["settings"]["max_new_tokens"] == 63 and row["settings"]["requested_max_new_tokens"] == 100
+
+
 def test_probe_to_stdout_and_bos_prompt(model_dir, capsys):
     args = ["probe", "--model", str(model_dir), "--samples", "3", "--max-new-tokens", "5", "--prompt", "bos",
             "--output", "-"]

@@ -123,8 +123,17 @@ class Probe:
         tok, cfg = self.tokenizer, self.model.config
         self.eos = tok.eos_token_id if tok.eos_token_id is not None else cfg.eos_token_id
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else (self.eos if self.eos is not None else self.start)
-        self.recorded = {**asdict(settings), "model": str(Path(model_dir).resolve()), "device": str(self.device),
+        # Beyond the positions it was trained on a model's text degrades (RoPE, learned positions):
+        # generation stops at the model's context, and the record says so.
+        context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+        self.max_new_tokens = settings.max_new_tokens
+        if context and settings.max_new_tokens > context - 1:
+            self.max_new_tokens = int(context) - 1
+        self.recorded = {**asdict(settings), "max_new_tokens": self.max_new_tokens,
+                         "model": str(Path(model_dir).resolve()), "device": str(self.device),
                          "prompt_token_id": self.start}
+        if self.max_new_tokens != settings.max_new_tokens:
+            self.recorded["requested_max_new_tokens"] = settings.max_new_tokens
 
     def samples(self) -> Iterator[dict[str, Any]]:
         """One record per sample, batch by batch: id, text, n_tokens, stop ("eos" | "length"), settings."""
@@ -140,7 +149,7 @@ class Probe:
             with torch.no_grad():
                 out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
                                           temperature=s.temperature, top_p=s.top_p, top_k=0,
-                                          max_new_tokens=s.max_new_tokens, eos_token_id=self.eos,
+                                          max_new_tokens=self.max_new_tokens, eos_token_id=self.eos,
                                           pad_token_id=self.pad)
             for row in out[:, 1:].tolist():
                 stop = "length"

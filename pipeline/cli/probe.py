@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         probe = Probe(args.model, settings)
     except ProbeError as e:
         raise UsageError(str(e)) from None
+    if probe.max_new_tokens != args.max_new_tokens:
+        print(f"replaymill probe: --max-new-tokens {args.max_new_tokens} capped at {probe.max_new_tokens}: the "
+              f"model's context is {probe.max_new_tokens + 1} positions", file=sys.stderr)
     if to_stdout:
         try:
             summary = write_jsonl(probe.samples(), sys.stdout)
