@@ -28,12 +28,15 @@ in which a PCollection is a list of partition keys:
 * Side inputs: one task gathers the side PCollection; every bundle of the consumer depends on it.
 * GroupByKey: keys are encoded with Beam's deterministic key coder (as a portable runner does),
   hashed into `--dask_npartitions` buckets (default: the cluster's thread count), moved by a task
-  shuffle and grouped by encoded key. Reshuffle spreads elements round-robin the same way.
+  shuffle (one stage up to 48 partitions, two beyond) and grouped by encoded key. Reshuffle
+  spreads elements round-robin the same way.
 * Flatten costs nothing: its partitions are its inputs' partitions.
+* A chain of per-partition steps whose links feed nothing else runs as one task (as a Beam runner
+  fuses a stage), and the output partitions of roots and shuffles prefer worker thread j of the
+  cluster, round-robin, so work spreads even when its inputs are a few tiny work items.
+* Read (a bounded source, e.g. ReadFromText): split on the driver, one task per bundle.
 * The run waits on every PCollection nothing consumes, so no branch is skipped; counters are
   collected from the workers when asked (`result.metrics()`, while running or after).
-
-* Read (a bounded source, e.g. ReadFromText): split on the driver, one task per bundle.
 
 What this cannot run exactly (windowing other than global, triggers, stateful or splittable DoFns,
 batched DoFns, unbounded sources, other runner primitives, keys without a deterministic coder) is
