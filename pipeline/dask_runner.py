@@ -405,7 +405,8 @@ class _Translate(PipelineVisitor):
         self.graph: dict[Any, Any] = {}
         self.parts: dict[beam.PCollection, list[Any]] = {}
         self.consumed: set[beam.PCollection] = set()
-        self.spread: list[Any] = []  # partition keys to place round-robin over the workers' threads
+        # partition key -> its index: partition j of every PCollection prefers worker thread j
+        self.place: dict[Any, int] = {}
         self._n = 0
 
     def _name(self, what: str) -> str:
@@ -430,7 +431,7 @@ class _Translate(PipelineVisitor):
             values = list(t.values)
             n = max(1, min(len(values), self.partitions))
             keys = [(name, i) for i in range(n)]
-            self.spread += keys
+            self.place.update((key, i) for i, key in enumerate(keys))
             for i, key in enumerate(keys):
                 self.graph[key] = _lit(values[i * len(values) // n:(i + 1) * len(values) // n])
         elif isinstance(t, _Read):
@@ -459,7 +460,7 @@ class _Translate(PipelineVisitor):
         """A task over one partition (a ParDo bundle, a tag selection, a shuffle's split) whose input
         partition feeds nothing else takes the producer's task in as a nested task, as a Beam
         runner fuses a chain of steps into one stage: one scheduler round trip per chain, not per
-        step. A fused shuffle output keeps its placement (`spread`)."""
+        step. The fused task keeps the placement of the partition it reads."""
         from dask.core import get_dependencies
 
         dependents: dict[Any, int] = {}
@@ -468,7 +469,6 @@ class _Translate(PipelineVisitor):
                 dependents[dep] = dependents.get(dep, 0) + 1
         consumers = (run_bundle, _select, _route_split)
         producers = (run_bundle, _select, _items, _group)
-        spread = set(self.spread)
         for key in list(self.graph):
             task = self.graph[key]
             if not (isinstance(task, tuple) and task[0] in consumers):
@@ -478,22 +478,23 @@ class _Translate(PipelineVisitor):
             if isinstance(producer, tuple) and producer[0] in producers and dependents.get(source) == 1:
                 self.graph[key] = (task[0], producer, *task[2:])
                 del self.graph[source]
-                if source in spread:
-                    spread.add(key)
-        self.spread = [key for key in spread if key in self.graph]
+                if source in self.place:
+                    self.place.setdefault(key, self.place.pop(source))
 
     def placed_graph(self, workers: dict[str, int]) -> Any:
-        """The graph with output partition j of every root and shuffle preferring the j-th worker
-        thread (round-robin over workers, `allow_other_workers`): a dask worker otherwise keeps
-        tiny inputs' successors where the inputs are, so a Reshuffle of a few work items would not
-        spread the reading, and one worker would do it all."""
+        """The graph with partition j of every PCollection (and the split of it) preferring the
+        j-th worker thread, round-robin over the workers (`allow_other_workers`), as a Beam runner
+        keeps a bundle's stage on one worker. Left to itself, dask's scheduler queued both
+        partitions of the costly language-ID step on one of two workers (it estimates an unknown
+        task at 0.5 s) and ran them one after the other while the other worker sat idle; and it
+        keeps the successors of a few tiny work items where those are."""
         from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
         slots = [w for round_ in range(max(workers.values(), default=1))
                  for w in sorted(workers) if workers[w] > round_] or [None]
         placed: dict[str, dict[Any, Any]] = {}
-        for key in self.spread:
-            worker = slots[key[-1] % len(slots)]
+        for key, index in self.place.items():
+            worker = slots[index % len(slots)]
             if worker is not None:
                 placed.setdefault(worker, {})[key] = self.graph[key]
         rest = {k: v for k, v in self.graph.items() if not any(k in d for d in placed.values())}
@@ -507,7 +508,7 @@ class _Translate(PipelineVisitor):
         size = source.estimate_size() or 0
         bundles = list(source.split(desired_bundle_size=max(1 << 20, size // self.partitions)))
         keys = [(name, i) for i in range(len(bundles))]
-        self.spread += keys
+        self.place.update((key, i) for i, key in enumerate(keys))
         for key, bundle in zip(keys, bundles):
             self.graph[key] = (_read_bundle, _lit(self.run_id), _lit(pickler.dumps((bundle, self.options))))
         if not keys:
@@ -528,30 +529,33 @@ class _Translate(PipelineVisitor):
         n = self.partitions
         if n <= SINGLE_STAGE_MAX:
             split = [(_route_split, key, route, _lit(route_args(i)), n, 1) for i, key in enumerate(keys_in)]
-            pieces = self._buckets(f"{name}/s", split, n)
+            pieces = self._buckets(f"{name}/s", split, n, keys_in)
             out = [(name, t) for t in range(n)]
             for t, key in enumerate(out):
                 self.graph[key] = (join, *[pieces[i][t] for i in range(len(keys_in))])
         else:
             k = math.isqrt(n - 1) + 1
             split = [(_route_split, key, route, _lit(route_args(i)), k, k) for i, key in enumerate(keys_in)]
-            pieces = self._buckets(f"{name}/s1", split, k)
+            pieces = self._buckets(f"{name}/s1", split, k, keys_in)
             middle = [(f"{name}/m", a, c) for a in range(k) for c in range(k)]
             for a, c in ((m[1], m[2]) for m in middle):
                 self.graph[(f"{name}/m", a, c)] = (_pairs, *[pieces[i][a] for i in range(c, len(keys_in), k)])
-            pieces = self._buckets(f"{name}/s2", [(_split, m, k, 1) for m in middle], k)
+            pieces = self._buckets(f"{name}/s2", [(_split, m, k, 1) for m in middle], k, [])
             out = [(name, t) for t in range(n)]
             for t, key in enumerate(out):
                 a, b = divmod(t, k)
                 self.graph[key] = (join, *[pieces[a * k + c][b] for c in range(k)])
-        self.spread += out
+        self.place.update((key, t) for t, key in enumerate(out))
         return out
 
-    def _buckets(self, name: str, split_tasks: list[tuple], buckets: int) -> list[list[Any]]:
-        """One split task per input and a getitem task per bucket: `[input][bucket]` keys."""
+    def _buckets(self, name: str, split_tasks: list[tuple], buckets: int, keys_in: list[Any]) -> list[list[Any]]:
+        """One split task per input (placed with the partition it splits, if that is placed) and a
+        getitem task per bucket (left beside its split): `[input][bucket]` keys."""
         keys = []
         for i, task in enumerate(split_tasks):
             self.graph[(name, i)] = task
+            if i < len(keys_in) and keys_in[i] in self.place:
+                self.place[(name, i)] = self.place[keys_in[i]]
             keys.append([(f"{name}/b", i, j) for j in range(buckets)])
             for j, key in enumerate(keys[-1]):
                 self.graph[key] = (operator.getitem, (name, i), j)
@@ -574,8 +578,9 @@ class _Translate(PipelineVisitor):
             self.graph[side_key] = (_gather, *self.parts[si.pvalue])
             sides.append(side_key)
         out = [(name, i) for i in range(len(keys_in))]
-        for key, key_in in zip(out, keys_in):
+        for i, (key, key_in) in enumerate(zip(out, keys_in)):
             self.graph[key] = (run_bundle, key_in, _lit(str(key)), _lit(self.run_id), _lit(digest), spec_key, *sides)
+            self.place[key] = self.place.get(key_in, i)
         if len(tags) == 1:
             self.parts[node.outputs[tags[0]]] = out
             return
@@ -583,6 +588,7 @@ class _Translate(PipelineVisitor):
             selected = [(f"{name}/{tag}", i) for i in range(len(out))]
             for key, key_in in zip(selected, out):
                 self.graph[key] = (_select, key_in, _lit(tag))
+                self.place[key] = self.place[key_in]
             self.parts[pcoll] = selected
 
 
