@@ -173,6 +173,24 @@ def test_audit_on_dask_equals_direct_runner(corpus, dask_cluster, tmp_path: Path
 
 
 @pytest.mark.slow
+def test_reshard_on_dask_writes_the_direct_runners_lines(corpus, dask_cluster, tmp_path: Path):
+    """Reshard parts hold the same lines (their order inside a part is the runner's) and the same summary."""
+    import zstandard
+
+    from replaymill.pipeline.reshard import SUMMARY_NAME
+
+    results = []
+    for name, runner in (("direct", ["--in-memory"]), ("dask", dask_args(dask_cluster))):
+        out = tmp_path / name
+        assert main(["reshard", "--input", *corpus[:2], "--output", str(out), "--parts", "3", *runner]) == 0
+        lines = sorted(line for part in out.glob("part-*") for line in
+                       zstandard.ZstdDecompressor().stream_reader(part.open("rb")).read().decode().splitlines())
+        summary = json.loads((out / SUMMARY_NAME).read_text())
+        results.append((lines, summary.get("lines"), len(list(out.glob("part-*")))))
+    assert results[0] == results[1] and len(results[0][0]) == 20 and results[0][2] == 3
+
+
+@pytest.mark.slow
 def test_beams_own_dask_runner_never_gives_a_set_that_looks_whole(dask_cluster, shared_data, tmp_path: Path):
     """Beam's DaskRunner, reached with ready options (the names map to ours), on the issue's input:
     its wrong result (10 documents read as 20, 10 dropped as `unknown`) is refused by the integrity
