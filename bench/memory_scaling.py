@@ -126,7 +126,8 @@ def bench_sample(args, tmp: Path) -> dict:
         for size in args.sizes:
             out = tmp / f"out-{label}-{size}"
             cmd = cli("sample", "--shards", str(pool), "--target", str(weights), "--tokens", str(int(size)),
-                      "--on-short", "upsample", "--output", str(out), "--workers", str(args.workers))
+                      "--on-short", "upsample", "--output", str(out), "--workers", str(args.workers),
+                      *(["--in-memory"] if args.in_memory else []))
             r = run_measured(cmd, pythonpath, args.max_gb, args.timeout)
             if r["rc"] == 0:
                 m = json.loads((out / "_manifest.json").read_text())
@@ -189,8 +190,8 @@ def main() -> None:
     b.add_argument("--sizes-mb", type=lambda v: [float(x) for x in v.split(",")], default=[3.5, 35])
     b.add_argument("--input", nargs="+", default=[str(DATA / "dolma-cc" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")])
     b.add_argument("--recipe", default="minimal")
-    b.add_argument("--in-memory", action="store_true")
     for q in (s, b):
+        q.add_argument("--in-memory", action="store_true", help="one process (Beam's in-memory runner mode)")
         q.add_argument("--workers", type=int, default=2)
         q.add_argument("--pythonpath", default=os.environ.get("PYTHONPATH", REPO_PARENT),
                        help="where `replaymill` is imported from (default: this checkout's parent)")

@@ -40,12 +40,13 @@ from typing import Any, Iterable, Iterator
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 
 from replaymill.pipeline import progress
 from replaymill.pipeline.integrity import VerifyShards, gate
 from replaymill.pipeline.sink import lang_totals
-from replaymill.schemas.document import SCHEMA_VERSION, to_record_batch
+from replaymill.schemas.document import COLUMN_NAMES, DOC_SCHEMA, SCHEMA_VERSION, to_record_batch, upgrade_table
 from replaymill.schemas.manifest import (
     POOLED_LANG, Funnel, Manifest, ShardInfo, TokenCounter, pooled_langs_of, totals_from_shards,
 )
@@ -603,7 +604,7 @@ class _WritePlannedPart(beam.DoFn):
     def _table(self, info: dict) -> pa.Table:
         table = self._tables.get(info["path"])
         if table is None:
-            table = self._tables[info["path"]] = _load_table(self.root, info)
+            table = self._tables[info["path"]] = upgrade_table(_load_table(self.root, info))
             while len(self._tables) > self.CACHE_SHARDS:
                 self._tables.popitem(last=False)
         else:
@@ -622,22 +623,37 @@ class _WritePlannedPart(beam.DoFn):
         shard_ids, rows, epochs = (np.concatenate(a) for a in (shard_ids, rows, epochs))
         if len(rows) != part.rows:
             raise RuntimeError(f"{part.rel}: the key order gives {len(rows)} documents, the plan says {part.rows}")
-        docs: list[dict] = [{}] * len(rows)
-        for s in np.unique(shard_ids):  # each source shard read once for this part, its rows taken together
-            at = np.flatnonzero(shard_ids == s)
-            for i, doc in zip(at, self._table(infos[s]).take(pa.array(rows[at], type=pa.int64())).to_pylist()):
-                docs[i] = doc
-        for i in np.flatnonzero(epochs):
-            docs[i]["id"] = f"{docs[i]['id']}#r{epochs[i]}"
+        table = self._gather(infos, shard_ids, rows)
+        if epochs.any():  # a repeated document gets its own id: `<id>#r<epoch>`
+            suffix = pa.array(np.where(epochs > 0, np.char.add("#r", epochs.astype(str)), ""))
+            table = table.set_column(table.schema.get_field_index("id"), "id",
+                                     pc.binary_join_element_wise(table.column("id"), suffix, ""))
         if self._tokenizer is not None:  # the output's n_tokens in the tokenizer the budget was counted in
-            for doc, n in zip(docs, count_tokens([d["text"] or "" for d in docs], self._tokenizer)):
-                doc["n_tokens"] = n
-        info = write_shard(self.output, part.rel, pa.Table.from_batches([to_record_batch(docs)]), part.domain, part.lang)
+            counts = count_tokens([t or "" for t in table.column("text").to_pylist()], self._tokenizer)
+            table = table.set_column(table.schema.get_field_index("n_tokens"), "n_tokens", pa.array(counts, pa.int64()))
+        info = write_shard(self.output, part.rel, table, part.domain, part.lang)
         if part.lang == POOLED_LANG:  # a build's pooled small languages stay pooled; rows keep their own lang
-            info = info.model_copy(update={"langs": lang_totals(docs)})
-        self._progress.add("sample.rows", len(docs))
+            info = info.model_copy(update={"langs": lang_totals(table.select(["lang", "n_tokens", "n_chars"]).to_pylist())})
+        self._progress.add("sample.rows", table.num_rows)
         self._progress.add("sample.parts")
         yield info.model_dump()
+
+    def _gather(self, infos: list[dict], shard_ids: np.ndarray, rows: np.ndarray) -> pa.Table:
+        """The rows, in the given order, as one Arrow table of DOC_SCHEMA: taken shard by shard and
+        put back in order with Arrow's take, so no document becomes a Python object (a part of
+        10,000 documents as dicts is a heap of small objects that outlives its part in fragments)."""
+        pieces, where = [], []
+        for s in np.unique(shard_ids):
+            at = np.flatnonzero(shard_ids == s)
+            pieces.append(self._table(infos[s]).take(pa.array(rows[at], type=pa.int64())))
+            where.append(at)
+        order = np.empty(len(rows), dtype=np.int64)
+        order[np.concatenate(where)] = np.arange(len(rows))
+        try:
+            return pa.concat_tables(pieces).take(pa.array(order)).select(COLUMN_NAMES).cast(DOC_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):  # shards of an older layout: by rows
+            docs = [doc for piece in pieces for doc in piece.to_pylist()]
+            return pa.Table.from_batches([to_record_batch([docs[i] for i in order])])
 
 
 class _WriteManifest(beam.DoFn):
