@@ -7,6 +7,7 @@ Python tuple on the driver and in Beam's Create, 0.98 GB at 10M tokens, killed a
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,27 @@ def test_key_order_segments_cover_positions_in_order(shardset):
             for s, r in zip(ids, rows)]
     assert tail == one_by_one[order.docs - 3:order.docs + 4]
     assert np.array_equal(np.sort([r for s, r, e in one_by_one[:order.docs] if s == 0]), np.arange(order.rows[0]))
+
+
+def test_written_parts_hold_the_scheduled_documents_in_order(shardset, tmp_path):
+    """Through Beam: every part holds exactly its scheduled documents, in schedule order, repeats
+    renamed `<id>#r<epoch>`."""
+    import pyarrow as pa
+
+    from replaymill.pipeline.cli import main
+
+    weights = tmp_path / "w.yaml"
+    weights.write_text("by: docs\nweights: {web: 0.5, books: 0.3, news: 0.2}\n")
+    out = tmp_path / "out"
+    assert main(["sample", "--shards", shardset.root, "--target", str(weights), "--docs", "900", "--on-short",
+                 "upsample", "--rows-per-shard", "60", "--seed", "4", "--output", str(out), "--in-memory"]) == 0
+    expected = picks_by_part(shardset, 900, "docs", 60, 4)
+    ids = {}
+    for info in shardset.shards:
+        ids[info.path] = pa.ipc.open_file(str(Path(shardset.root) / info.path)).read_all().column("id").to_pylist()
+    written = ShardSet.open(str(out))
+    assert sorted(i.path for i in written.shards) == sorted(expected)
+    for info in written.shards:
+        got = written.read_table(info, ["id"]).column("id").to_pylist()
+        want = [ids[path][row] + (f"#r{epoch}" if epoch else "") for path, row, epoch in expected[info.path]]
+        assert got == want, info.path
