@@ -166,3 +166,34 @@ def test_other_directories_are_one_clear_error(tmp_path, corpus, task_file):
     with pytest.raises(TrainError, match="no tokenizer files"):
         train(TrainConfig(model=str(no_tok), task=task_file, steps=1, output=str(tmp_path / "b"), **SMALL))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_packed_rows_pass_a_mask_so_transformers_does_not_warn_of_padding():
+    """Packed rows start and end with EOS, which GPT-2 also uses as pad: without an explicit mask,
+    transformers warns on every run that the input "may be padded" (it is not)."""
+    import logging
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    from replaymill.trainer.evaluate import evaluate
+    from replaymill.trainer.loop import token_losses
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                                       pad_token_id=0, bos_token_id=0, eos_token_id=0))
+    rows = np.array([[0, 5, 6, 7, 0, 9, 10, 0]] * 2, dtype=np.int64)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    hf_logging.get_logger("transformers").addHandler(handler)
+    try:
+        logging.Logger.warning_once.cache_clear()  # transformers warns once per process
+        model(input_ids=torch.from_numpy(rows))  # the unmasked call does warn: the check can fail
+        assert any("attention_mask" in m for m in seen), seen
+        seen.clear()
+        logging.Logger.warning_once.cache_clear()
+        token_losses(model, torch.from_numpy(rows), torch.device("cpu"))
+        evaluate(model, rows, 2, torch.device("cpu"))
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert not any("attention_mask" in m for m in seen), seen

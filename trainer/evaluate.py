@@ -66,7 +66,9 @@ def evaluate(model: torch.nn.Module, rows: np.ndarray, batch_size: int, device: 
     for start in range(0, len(rows), batch_size):
         ids = torch.from_numpy(rows[start:start + batch_size]).to(device)
         with autocast:
-            logits = model(input_ids=ids).logits
+            # Packed rows have no padding; an explicit all-ones mask says so (EOS doubles as pad, so
+            # transformers would otherwise warn that the input may be padded).
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1),
                                reduction="sum")
         total += float(loss)

@@ -42,7 +42,9 @@ def token_losses(model: torch.nn.Module, ids: torch.Tensor, device: torch.device
     """Per-position next-token cross-entropy `[B, L-1]` (fp32), under bf16 autocast on CUDA."""
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with autocast:
-        logits = model(input_ids=ids).logits
+        # Packed rows have no padding; an explicit all-ones mask says so (EOS doubles as pad, so
+        # transformers would otherwise warn that the input may be padded).
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1),
                            reduction="none").view(ids.size(0), -1)
 
