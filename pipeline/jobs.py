@@ -281,7 +281,7 @@ def sample(
     quality_temperature: float | None = None,
     rows_per_shard: int = 10_000,
     tokenizer: str | None = None,
-    stratify: bool = True,
+    dsir: str = "mixture",
     overwrite: bool = False,
     runner: str = "DirectRunner",
     workers: int = 0,
@@ -294,8 +294,9 @@ def sample(
 ) -> Manifest:
     """Write a replay set drawn from the shard set `shards` into `output`; returns its manifest.
 
-    With `reference`, `stratify` (default) first estimates the reference's mixture over the set's
-    domain/lang keys and runs DSIR within each key for its share; False is one global top-k.
+    With `reference`, `dsir` is "mixture" (default: estimate the reference's mixture over the set's
+    domain/lang keys and draw each key's share at random within it), "stratified" (the same shares,
+    DSIR within each key) or "global" (one top-k over everything, DSIR as published).
 
     Exactly one of `target` (a preset name or a weights YAML: the exact interleave) and `reference`
     (a text file: DSIR importance resampling), and one budget, `tokens` or `docs`. `by` is what the
@@ -316,6 +317,7 @@ def sample(
     from replaymill.schemas.manifest import MANIFEST_NAME
     from replaymill.schemas.mixtures import resolve_target
     from replaymill.shards.io import read_manifest
+    from replaymill.pipeline.sample import DSIR_MODES
     from replaymill.shards.reader import ShardSet
     from replaymill.shards.sampler import ShortDomainError
     from replaymill.transforms.tokens import TokenizerError, open_tokenizer
@@ -324,6 +326,8 @@ def sample(
         raise InputError("give exactly one of target and reference")
     if (tokens is None) == (docs is None):
         raise InputError("give exactly one budget: tokens or docs")
+    if dsir not in DSIR_MODES:
+        raise InputError(f"dsir (--dsir) must be one of {', '.join(DSIR_MODES)}, got {dsir!r}")
     options = _options(options, runner, workers, in_memory, beam_args)
     shards, output = worker_path(shards), worker_path(output)
     budget = tokens if tokens is not None else docs
@@ -374,7 +378,7 @@ def sample(
         _run_sample(shardset, staged.staging, plan if target else None, report if target else None,
                     texts if reference else None, budget=budget, by=by, seed=seed,
                     quality_temperature=quality_temperature, rows_per_shard=rows_per_shard, tokenizer=tokenizer,
-                    options=options, runner=runner, progress=progress, stratify=stratify)
+                    options=options, runner=runner, progress=progress, dsir=dsir)
     return read_manifest(output)
 
 
@@ -392,7 +396,7 @@ def warn_coverage(report: dict, target: str, warn: Callable[[str], None]) -> Non
 
 def _run_sample(shardset, output: str, plan, report, texts, *, budget: int, by: str, seed: int,
                 quality_temperature: float | None, rows_per_shard: int, tokenizer: str | None,
-                options: PipelineOptions, runner: str, progress: bool, stratify: bool = True) -> None:
+                options: PipelineOptions, runner: str, progress: bool, dsir: str = "mixture") -> None:
     """Materialize the plan (or the DSIR selection), under progress bars when asked."""
     import apache_beam as beam
 
@@ -413,7 +417,7 @@ def _run_sample(shardset, output: str, plan, report, texts, *, budget: int, by: 
         else:
             sample_reference(pipeline, shardset, output, texts, budget=budget, by=by, seed=seed,
                              quality_temperature=quality_temperature, rows_per_part=rows_per_shard,
-                             tokenizer=tokenizer, stratify=stratify)
+                             tokenizer=tokenizer, mode=dsir)
     view.run(pipeline)
 
 

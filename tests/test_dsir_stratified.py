@@ -45,12 +45,14 @@ def test_estimate_mixture_recovers_the_reference_shares(pool_and_reference):
 
 
 def test_stratified_selection_keeps_the_mixture_global_top_k_does_not(tmp_path, pool_and_reference, make_shard_set):
+    """By documents: stratified and mixture modes keep the reference's 60/40 web/books split (their
+    budgets are the same estimate); one global top-k does not."""
     pool, reference = pool_and_reference
     root = make_shard_set(tmp_path / "pool", pool, rows_per_shard=80)
     ref = tmp_path / "ref.jsonl"
     ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in reference))
     shares = {}
-    for mode in ("stratified", "global"):
+    for mode in ("stratified", "mixture", "global"):
         out = tmp_path / mode
         assert main(["sample", "--shards", root, "--reference", str(ref), "--docs", "60", "--dsir", mode,
                      "--output", str(out), "--in-memory"]) == 0
@@ -58,9 +60,31 @@ def test_stratified_selection_keeps_the_mixture_global_top_k_does_not(tmp_path, 
         domains = table.column("domain").to_pylist()
         shares[mode] = {d: domains.count(d) / len(domains) for d in ("web", "news", "books")}
         dsir = read_manifest(str(out)).extra["sampling"]["dsir"]
-        assert dsir["stratified"] is (mode == "stratified")
+        assert dsir["mode"] == mode and dsir["stratified"] is (mode != "global")
     tv = {m: 0.5 * (abs(s["web"] - 0.6) + abs(s["books"] - 0.4) + s["news"]) for m, s in shares.items()}
-    assert tv["stratified"] < 0.1, shares
+    assert tv["stratified"] < 0.1 and tv["mixture"] < 0.1, shares
     assert tv["stratified"] < tv["global"], shares
     est = read_manifest(str(tmp_path / "stratified")).extra["sampling"]["dsir"]["estimated_mixture"]
     assert abs(est["web/en"]["doc_share"] - 0.6) < 0.1 and est["books/en"]["budget"] > 0 and "books/de" not in est
+
+
+def test_mixture_mode_draws_at_random_within_a_key_seeded(tmp_path, pool_and_reference, make_shard_set):
+    """`mixture` keeps the estimated shares but ignores in-key DSIR scores: the same seed gives the
+    same documents, another seed others; a bad mode through the API is an InputError."""
+    import replaymill
+    from replaymill.pipeline.errors import InputError
+
+    pool, reference = pool_and_reference
+    root = make_shard_set(tmp_path / "pool", pool, rows_per_shard=80)
+    ref = tmp_path / "ref.jsonl"
+    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in reference))
+    ids = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out = tmp_path / name
+        assert main(["sample", "--shards", root, "--reference", str(ref), "--docs", "40", "--seed", str(seed),
+                     "--output", str(out), "--in-memory"]) == 0
+        ids[name] = sorted(pds.dataset(str(out), format="arrow", partitioning="hive", exclude_invalid_files=True)
+                           .to_table(columns=["id"]).column("id").to_pylist())
+    assert ids["a"] == ids["b"] and ids["a"] != ids["c"]
+    with pytest.raises(InputError, match="must be one of mixture, stratified, global"):
+        replaymill.sample(root, str(tmp_path / "d"), reference=str(ref), docs=10, dsir="local")

@@ -51,10 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", metavar="PATH",
                    help="count the token budget in this tokenizer's tokens (tokenizer.json or an HF tokenizer/model "
                    "directory, e.g. the base model's); documents are recounted unless the set was built with it")
-    p.add_argument("--dsir", choices=("stratified", "global"), default="stratified",
+    p.add_argument("--dsir", choices=("mixture", "stratified", "global"), default="mixture",
                    help="with --reference: estimate the reference's mixture over the set's domain/lang keys and "
-                   "select within each key (stratified, default), or one top-k over all documents (global: DSIR "
-                   "as published, which collapses onto the domain the reference over-represents most)")
+                   "draw each key's share at random (mixture, default) or by DSIR within the key (stratified), "
+                   "or one DSIR top-k over all documents (global: as published; collapses onto the domain the "
+                   "reference over-represents most)")
     p.add_argument("--seed", type=int, default=0, help="seed of the within-domain permutations / Gumbel noise")
     p.add_argument("--quality-temperature", type=float, default=None, metavar="T",
                    help="weight documents within a domain by exp(quality / T) (smaller T: best first)")
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = sample(args.input, args.output, target=args.target, reference=args.reference, tokens=args.tokens,
                           docs=args.docs, by=args.by, on_short=args.on_short, seed=args.seed,
                           quality_temperature=args.quality_temperature, rows_per_shard=args.rows_per_shard,
-                          tokenizer=args.tokenizer, stratify=args.dsir == "stratified", overwrite=args.overwrite,
+                          tokenizer=args.tokenizer, dsir=args.dsir, overwrite=args.overwrite,
                           runner=args.runner, options=options,
                           progress=True, notify=print,
                           warn=lambda m: print(f"replaymill sample: warning: {m}", file=sys.stderr))
