@@ -162,14 +162,17 @@ def code_docs(roots: list[str], doc_chars: int, max_chars: dict[str, int], close
 
 
 def book_docs(paths: list[str], doc_chars: int, max_chars: float = float("inf")) -> list[Doc]:
-    """Plain-text books cut into documents; unit = the book's ~32 KB section (a few scenes or chapters).
-    At most `max_chars` characters of each book."""
+    """Plain-text books cut into documents. With several books the unit is the book (the open pool's
+    books are other books); a single book can only be split by its ~32 KB sections (a few scenes or
+    chapters), so the pool then holds other parts of the same book. At most `max_chars` characters
+    of each book."""
     docs = []
-    for path in expand(paths, (".txt",)):
+    books = expand(paths, (".txt",))
+    for path in books:
         text = path.read_text(encoding="utf-8", errors="replace")[:int(min(max_chars, 1 << 62))]
         offset = 0
         for k, piece in enumerate(chunk_lines(text, doc_chars)):
-            unit = f"{path.name}#{offset // BOOK_SECTION_CHARS}"
+            unit = path.name if len(books) > 1 else f"{path.name}#{offset // BOOK_SECTION_CHARS}"
             offset += len(piece)
             docs.append(Doc(f"books:{path.stem}#c{k}", piece, "books", unit, {"source": "gutenberg"}))
     return docs

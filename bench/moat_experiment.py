@@ -1,7 +1,7 @@
 """The data-moat experiment: does replay built from OPEN data do what the closed pre-training data does?
 
-    python bench/moat_experiment.py --workdir /tmp/moat-exp            # default size (<= 30 min, 2 cores)
-    python bench/moat_experiment.py --workdir /tmp/moat-q --quick      # every stage at toy size (~2 min)
+    python bench/moat_experiment.py --workdir /tmp/moat-exp            # default size (~13 min on 2 idle cores)
+    python bench/moat_experiment.py --workdir /tmp/moat-q --quick      # every stage at toy size (~1 min)
 
 1. Closed corpus: documents of three origins (web pages, Python code, book text; every path a flag)
    whose sites / modules / book sections hash to the closed side, mixed by tokens in fixed hidden
@@ -16,9 +16,10 @@
 4. Replay sets of the same budget in base-model tokens (what 25% replay consumes), one per seed
    (`sample --seed`): oracle (held-out closed documents, `sample --target` of the hidden weights),
    preset (`replaymill sample --target` with the published = hidden weights over the pool), DSIR
-   (`replaymill probe` of the base model -> `sample --reference`, stratified: the product default),
-   DSIR global (`--dsir global`, one top-k as published), uniform (`sample --target` in the
-   pool's own proportions) and wrong-domain (`sample --target` of one pool key outside the mixture).
+   (`replaymill probe` of the base model -> `sample --reference`: the reference's mixture over the
+   pool's keys, drawn at random within each key, the product default), uniform (`sample --target`
+   in the pool's own proportions) and wrong-domain (`sample --target` of one pool key outside the
+   mixture); `--sources` adds dsir-stratified and dsir-global (the other `--dsir` modes).
 5. Fine-tuning on German prose at equal compute (same steps, same tokens per step) with 0% and each
    `--ratios` share of every batch's tokens replayed from each source, `--seeds` seeds per cell,
    through `train` with replay drawn by the exact ReplaySampler in the set's own proportions.
@@ -52,7 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules 
 import moat_corpus as corpus  # noqa: E402
 
 SHARED = Path(os.environ.get("REPLAYMILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SOURCES = ("oracle", "preset", "dsir", "dsir-global", "uniform", "wrong")
+SOURCES = ("oracle", "preset", "dsir", "dsir-stratified", "dsir-global", "uniform", "wrong")
+REQUIRED_SOURCES = ("oracle", "preset", "dsir", "uniform", "wrong")
+DSIR_MODE = {"dsir": "mixture", "dsir-stratified": "stratified", "dsir-global": "global"}
 
 
 # ----- settings ---------------------------------------------------------------------------------
@@ -119,13 +122,18 @@ def make_parser() -> argparse.ArgumentParser:
     exp.add_argument("--weights", default="web/en=0.4,code=0.35,books/en=0.25",
                      help="the hidden pre-training mixture by tokens, keys origin[/lang]")
     exp.add_argument("--ratios", default="0.05,0.25", help="replay ratios besides 0")
+    exp.add_argument("--sources", default="oracle,preset,dsir,uniform,wrong",
+                     help=f"replay sources to compare, of {','.join(SOURCES)} (oracle is the reference; "
+                     "dsir-stratified and dsir-global are the other `sample --dsir` modes)")
     exp.add_argument("--seeds", type=int, default=3)
-    exp.add_argument("--sizes", default="64x2,96x3,128x4", help="model sizes hidden x layers for the scale trend")
-    exp.add_argument("--main-size", type=int, default=1, help="index in --sizes of the model all sources are run on")
+    exp.add_argument("--sizes", default="32x2,64x2,96x3", help="model sizes hidden x layers for the scale trend")
+    exp.add_argument("--main-size", type=int, default=2, help="index in --sizes of the model all sources are run on")
     exp.add_argument("--vocab", type=int, default=2048)
     exp.add_argument("--seq-len", type=int, default=128)
     exp.add_argument("--batch-size", type=int, default=8)
-    exp.add_argument("--pretrain-steps", type=int, default=1500)
+    exp.add_argument("--pretrain-steps", type=int, default=1500,
+                     help="pre-training steps of the main size; the others get steps in proportion to their "
+                     "parameters (tokens per parameter held fixed), at least a third of these")
     exp.add_argument("--pretrain-lr", type=float, default=3e-3)
     exp.add_argument("--finetune-steps", type=int, default=100)
     exp.add_argument("--finetune-lr", type=float, default=1e-3)
@@ -334,10 +342,25 @@ def write_oracle_set(by_key: dict[str, list[corpus.Doc]], counts: dict[str, int]
 
 # ----- stage 2: base models ----------------------------------------------------------------------
 
+def count_params(model_dir: Path) -> int:
+    """Parameters of a saved model, from its safetensors header (no weights loaded)."""
+    import struct
+
+    total = 0
+    for path in Path(model_dir).glob("*.safetensors"):
+        with open(path, "rb") as f:
+            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                total += math.prod(entry["shape"])
+    return total
+
+
 def init_model(directory: Path, tokenizer_dir: str, hidden: int, layers: int, seq_len: int, seed: int) -> None:
     """A randomly initialised Llama with the BPE, saved as a plain HF directory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers.utils import logging as hf_logging
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     heads = max(2, hidden // 32)
@@ -346,6 +369,7 @@ def init_model(directory: Path, tokenizer_dir: str, hidden: int, layers: int, se
                          max_position_embeddings=max(seq_len, 128), bos_token_id=tok.eos_token_id,
                          eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
     torch.manual_seed(seed)
+    hf_logging.disable_progress_bar()
     AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tok.save_pretrained(directory)
 
@@ -383,7 +407,8 @@ def run_job(job: dict) -> dict:
 
 
 def evaluate_files(model_dir: str, files: dict[str, str], seq_len: int) -> dict[str, float]:
-    """Mean next-token loss of a saved model on each JSONL file (all documents, packed)."""
+    """Mean next-token loss of a saved model on each JSONL file (all documents, packed), and "all":
+    the token-weighted mean over the files (the held-out set as a whole)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -393,10 +418,13 @@ def evaluate_files(model_dir: str, files: dict[str, str], seq_len: int) -> dict[
 
     tok = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    out = {}
+    out, sizes = {}, {}
     for name, path in files.items():
         texts = [json.loads(line)["text"] for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
-        out[name] = evaluate(model, pack_documents(texts, tok, seq_len), 16, torch.device("cpu"))
+        rows = pack_documents(texts, tok, seq_len)
+        out[name] = evaluate(model, rows, 16, torch.device("cpu"))
+        sizes[name] = rows.size
+    out["all"] = sum(out[k] * sizes[k] for k in files) / sum(sizes.values())
     return out
 
 
@@ -484,6 +512,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise UsageError(f"--main-size {args.main_size} is not an index into --sizes")
     if args.seeds < 2:
         raise UsageError("--seeds must be at least 2 (the report gives mean ± std)")
+    sources = [x.strip() for x in args.sources.split(",") if x.strip()]
+    unknown = [x for x in sources if x not in SOURCES]
+    if unknown:
+        raise UsageError(f"--sources: unknown {', '.join(unknown)} (choose from {', '.join(SOURCES)})")
+    if missing := [x for x in REQUIRED_SOURCES if x not in sources]:
+        raise UsageError(f"--sources must include {', '.join(missing)} (the report's goals compare them)")
+    sources = [x for x in SOURCES if x in sources]
     check_paths(args)
     main_size = sizes[args.main_size]
     work = Path(args.workdir)
@@ -513,6 +548,9 @@ def main(argv: list[str] | None = None) -> dict:
                 + corpus.book_docs(args.books, args.doc_chars, mb(args.max_books_mb)))
         sides = {d.id: corpus.side_of(d.origin, d.unit, args.closed_fraction, args.salt) for d in docs}
         closed = closed_candidates([d for d in docs if sides[d.id] == "closed"], weights)
+        if empty := [k for k, v in closed.items() if not v]:
+            raise UsageError(f"no closed-side documents for {', '.join(empty)}: give more input of that origin "
+                             "(its units, e.g. books, are dealt to the closed or open side by a hash)")
         info = build_closed(args, weights, closed, budget, data_dir / "closed")
         distractors = corpus.distractor_docs(args.distractors, args.doc_chars, int(args.max_distractor_mb * 1e6))
         pool_docs = [d for d in docs if sides[d.id] == "open"] + distractors
@@ -530,8 +568,8 @@ def main(argv: list[str] | None = None) -> dict:
     # 2. base models (pre-training), every size; the main one is the base of everything else
     common = dict(seq_len=args.seq_len, batch_size=args.batch_size, weight_decay=0.1, max_grad_norm=1.0,
                   min_lr_ratio=0.1, plot=False, log_every=10_000)
-    eval_files = {k: files[f"eval:{k}"] for k in weights} | {"all": files["eval"]}
-    base_dirs, pre_jobs = {}, []
+    eval_files = {k: files[f"eval:{k}"] for k in weights}
+    base_dirs, pre_jobs, params = {}, [], {}
     for hidden, layers in sizes:
         name = f"{hidden}x{layers}"
         init_dir = work / "models" / f"init-{name}"
@@ -540,16 +578,23 @@ def main(argv: list[str] | None = None) -> dict:
             reset(init_dir)
             init_model(init_dir, info["tokenizer"], hidden, layers, args.seq_len, seed=0)
             finish_stage(init_dir, init_key)
+        params[name] = count_params(init_dir)
+    main_name = f"{main_size[0]}x{main_size[1]}"
+    for hidden, layers in sizes:
+        name = f"{hidden}x{layers}"
+        init_dir = work / "models" / f"init-{name}"
+        init_key = stamp(data_key, hidden, layers, args.seq_len)
+        steps = max(args.pretrain_steps // 3, round(args.pretrain_steps * params[name] / params[main_name]))
         out = work / "models" / f"base-{name}"
         base_dirs[name] = str(out / "final")
-        pre_jobs.append({"name": f"pretrain-{name}", "keep_model": True, "eval_files": eval_files, "meta": {"size": name},
+        pre_jobs.append({"name": f"pretrain-{name}", "keep_model": True, "eval_files": eval_files,
+                         "meta": {"size": name, "steps": steps},
                          "init_key": init_key, "config": dict(
                              model=str(init_dir), task=files["pretrain"], task_eval=files["eval"],
-                             eval_tokens=args.eval_tokens * 2, steps=args.pretrain_steps, eval_every=args.pretrain_steps,
-                             warmup=max(1, args.pretrain_steps // 15), lr=args.pretrain_lr, seed=0, output=str(out),
+                             eval_tokens=args.eval_tokens * 2, steps=steps, eval_every=steps,
+                             warmup=max(1, steps // 15), lr=args.pretrain_lr, seed=0, output=str(out),
                              **common)})
     pre = {r["meta"]["size"]: r for r in run_jobs(pre_jobs, args.jobs)}
-    main_name = f"{main_size[0]}x{main_size[1]}"
     base = base_dirs[main_name]
     clock.lap("pre-training")
 
@@ -590,7 +635,7 @@ def main(argv: list[str] | None = None) -> dict:
     inputs = {"oracle": files["oracle"]}
     replay_sets: dict[str, list[str]] = {}
     set_keys: dict[str, list[str]] = {}
-    for source in SOURCES:
+    for source in sources:
         for seed in range(args.seeds):  # one set per seed: the spread includes which documents were drawn
             out = sets_dir / f"{source}-s{seed}"
             key = stamp(probe_key, source, targets.get(source), budget, seed)
@@ -600,7 +645,7 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             shutil.rmtree(out, ignore_errors=True)
             if source.startswith("dsir"):
-                what = ["--reference", gens, "--dsir", "global" if source == "dsir-global" else "stratified"]
+                what = ["--reference", gens, "--dsir", DSIR_MODE[source]]
             else:
                 wfile = sets_dir / f"{source}-weights.yaml"
                 wfile.write_text(yaml.safe_dump({"by": "tokens", "weights": targets[source]}))
@@ -641,7 +686,7 @@ def main(argv: list[str] | None = None) -> dict:
     jobs = []
     for hidden, layers in sizes:
         name = f"{hidden}x{layers}"
-        srcs = SOURCES if name == main_name else ("oracle",)
+        srcs = sources if name == main_name else ("oracle",)
         cells = [("none", 0.0)] + [(s, r) for s in srcs for r in ratios]
         for source, ratio in cells:
             for seed in range(args.seeds):
@@ -654,7 +699,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "set_key": None if root is None else set_keys[source][seed],
                              "meta": {"size": name, "source": source, "ratio": ratio, "seed": seed},
                              "config": dict(model=base_dirs[name], task=task, eval_fraction=0.05,
-                                            replay_eval=files["eval"], eval_tokens=args.eval_tokens * 2,
+                                            replay_eval=files["eval"], eval_tokens=args.eval_tokens,
                                             steps=args.finetune_steps, eval_every=args.finetune_steps,
                                             warmup=max(1, args.finetune_steps // 10), lr=args.finetune_lr, seed=seed,
                                             output=str(work / "runs" / run), **common, **replay)})

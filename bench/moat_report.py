@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 LABELS = {"none": "no replay", "oracle": "oracle (closed data)", "preset": "preset (published weights)",
-          "dsir": "DSIR stratified (probe reference)", "dsir-global": "DSIR global top-k (probe reference)",
+          "dsir": "probe + sample --reference (mixture)", "dsir-stratified": "probe + DSIR within keys",
+          "dsir-global": "probe + DSIR global top-k",
           "uniform": "uniform pool sample", "wrong": "wrong domain"}
-SOURCES = ("oracle", "preset", "dsir", "dsir-global", "uniform", "wrong")
+SOURCES = ("oracle", "preset", "dsir", "dsir-stratified", "dsir-global", "uniform", "wrong")  # table order
 APPROX = ("preset", "dsir")
 CONTROLS = ("uniform", "wrong")
 
@@ -67,7 +68,8 @@ def build_report(*, args: dict, weights: dict[str, float], ratios: list[float], 
             "per_key": {k: _mean_std(forgetting(main, "none", 0.0, k)) for k in weights},
             "removed": 0.0, "share_of_oracle": None, "n": len(none_f)}
     rows.append(base)
-    for src in SOURCES:
+    sources = [s for s in SOURCES if any(m["meta"]["source"] == s for m in results)]
+    for src in sources:
         for ratio in ratios:
             f = forgetting(main, src, ratio)
             o = forgetting(main, "oracle", ratio)
@@ -97,12 +99,12 @@ def build_report(*, args: dict, weights: dict[str, float], ratios: list[float], 
     goals["DSIR recovers the hidden mixture within TV <= 0.10"] = {
         "met": tvs["dsir"][0] <= 0.10, "detail": {s: f"{m:.3f} ± {sd:.3f}" for s, (m, sd) in tvs.items()}}
     low = min(ratios)
-    task_rel = {s: (row[(s, low)]["task"][0] - base["task"][0]) / base["task"][0] for s in SOURCES}
+    task_rel = {s: (row[(s, low)]["task"][0] - base["task"][0]) / base["task"][0] for s in sources}
     goals[f"task loss at {low:.0%} replay within 3% of no replay"] = {
         "met": all(v <= 0.03 for v in task_rel.values()), "detail": {s: round(v, 4) for s, v in task_rel.items()}}
 
     shortfall = {}
-    for s in SOURCES[1:]:
+    for s in sources[1:]:
         for r in ratios:
             gaps = {k: weights[k] * (row[(s, r)]["per_key"][k][0] - row[("oracle", r)]["per_key"][k][0]) for k in weights}
             total = sum(gaps.values())
@@ -113,6 +115,7 @@ def build_report(*, args: dict, weights: dict[str, float], ratios: list[float], 
     for size in sizes:
         nf = forgetting(size, "none", 0.0)
         entry = {"size": size, "parameters": pretrain[size]["parameters"], "base_loss": before[size]["all"],
+                 "pretrain_steps": pretrain[size]["meta"].get("steps"),
                  "forgetting_0": _mean_std(nf)}
         for r in ratios:
             of = forgetting(size, "oracle", r)
@@ -123,7 +126,7 @@ def build_report(*, args: dict, weights: dict[str, float], ratios: list[float], 
             entry["dsir_tv"] = tv(recovery[size]["shares"], weights)
         scale.append(entry)
 
-    return {"args": args, "weights": weights, "published": published, "ratios": ratios, "main_size": main,
+    return {"args": args, "sources": sources, "weights": weights, "published": published, "ratios": ratios, "main_size": main,
             "budget_tokens": budget, "rows": rows, "goals": goals, "mixtures": mean_mix, "mixtures_per_seed": mixtures,
             "tv": tvs,
             "wrong_key": wrong_key, "shortfall": shortfall, "scale": scale, "closed": closed, "units": units,
@@ -178,8 +181,8 @@ def markdown(rep: dict) -> str:
             for k, v in e["estimated_mixture"].items():
                 keys_est.setdefault(k, []).append(v["doc_share"])
         top = sorted(keys_est.items(), key=lambda kv: -statistics.fmean(kv[1]))[:8]
-        lines += ["", "Stratified DSIR's estimate of the reference mixture (share of the probe's documents per "
-                  "pool key, mean over seeds): " + ", ".join(f"{k} {statistics.fmean(v):.3f}" for k, v in top)]
+        lines += ["", "`sample --reference`'s estimate of the probe's mixture (share of its documents per "
+                  "pool key): " + ", ".join(f"{k} {statistics.fmean(v):.3f}" for k, v in top)]
     lines += ["", "Forgetting per hidden key (mean over seeds) and where each approximate source falls short of "
               "the oracle (w_k x (F_k - F_k oracle)):", "",
               "| source | replay | " + " | ".join(w) + " | gap to oracle | costliest key |",
@@ -192,12 +195,13 @@ def markdown(rep: dict) -> str:
                      + " | ".join(f"{r['per_key'][k][0]:.3f}" for k in w) + f" | {gap} | {worst} |")
     lines += ["", "Scale trend (oracle replay; removed = 1 - F(r) / F(0%); Ibrahim et al. report 71% at 5%, "
               "88% at 25% for 405M-10B models):", "",
-              "| model | parameters | base closed loss | forgetting at 0% | " + " | ".join(
+              "| model | parameters | pre-training steps | base closed loss | forgetting at 0% | " + " | ".join(
                   f"removed at {r:.0%}" for r in rep["ratios"]) + " | DSIR mixture from its probe | TV |",
-              "|---|---|---|---|" + "---|" * len(rep["ratios"]) + "---|---|"]
+              "|---|---|---|---|---|" + "---|" * len(rep["ratios"]) + "---|---|"]
     for s in rep["scale"]:
         mix = ", ".join(f"{k} {v:.2f}" for k, v in s.get("dsir_shares", {}).items())
-        lines.append(f"| {s['size']} | {s['parameters']:,} | {s['base_loss']:.3f} | {_pm(s['forgetting_0'])} | "
+        lines.append(f"| {s['size']} | {s['parameters']:,} | {s['pretrain_steps']} | {s['base_loss']:.3f} | "
+                     f"{_pm(s['forgetting_0'])} | "
                      + " | ".join(f"{s[f'removed@{r:g}']:.0%}" for r in rep["ratios"])
                      + f" | {mix or '-'} | {s.get('dsir_tv', float('nan')):.3f} |")
     secs = rep["seconds"]
@@ -218,7 +222,7 @@ def plot(rep: dict, path: Path) -> None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     rows = {(r["source"], r["ratio"]): r for r in rep["rows"]}
     xs = [0.0, *rep["ratios"]]
-    for src in SOURCES:
+    for src in rep["sources"]:
         pts = [rows[("none", 0.0)] if x == 0 else rows[(src, x)] for x in xs]
         ax.errorbar([100 * x for x in xs], [p["forgetting"][0] for p in pts], yerr=[p["forgetting"][1] for p in pts],
                     marker="o", capsize=3, label=LABELS[src])

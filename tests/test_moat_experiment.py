@@ -27,7 +27,7 @@ def test_quick_experiment_reports_every_source_ratio_and_seed(quick_report):
     ratios, seeds = rep["ratios"], rep["args"]["seeds"]
     assert ratios == [0.05, 0.25] and seeds >= 2
     cells = {(r["source"], r["ratio"]) for r in rep["rows"]}
-    assert cells == {("none", 0.0)} | {(s, r) for s in ("oracle", "preset", "dsir", "dsir-global", "uniform", "wrong")
+    assert cells == {("none", 0.0)} | {(s, r) for s in ("oracle", "preset", "dsir", "uniform", "wrong")
                                        for r in ratios}
     for r in rep["rows"]:
         assert r["n"] == seeds
@@ -68,3 +68,30 @@ def test_bad_data_path_is_one_line(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("moat_experiment: error:"), proc.stderr
+
+
+def _bench(name: str):
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+
+
+def test_several_books_are_split_by_book_one_book_by_section(tmp_path):
+    corpus = _bench("moat_corpus")
+    lines = "\n".join(f"line {i} of a long story, with words enough to fill a page" for i in range(3000))
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(lines, encoding="utf-8")
+    two = corpus.book_docs([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], 1000)
+    assert {d.unit for d in two} == {"a.txt", "b.txt"}  # the pool's books are other books
+    one = corpus.book_docs([str(tmp_path / "a.txt")], 1000)
+    assert len({d.unit for d in one}) == -(-len(lines) // corpus.BOOK_SECTION_CHARS) > 1
+
+
+def test_sources_must_name_known_sources_and_the_compared_ones():
+    moat = _bench("moat_experiment")
+    with pytest.raises(moat.UsageError, match="unknown dsir-typo"):
+        moat.main(["--sources", "oracle,preset,dsir,uniform,wrong,dsir-typo"])
+    with pytest.raises(moat.UsageError, match="must include uniform, wrong"):
+        moat.main(["--sources", "oracle,preset,dsir"])
