@@ -215,13 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pools", type=int, default=2, help="number of external SDK worker pools")
     args = parser.parse_args(argv)
     with LocalPortableCluster(args.pools) as cluster:
+        # Once up, Ctrl-C / SIGTERM only set an event, so a signal arriving at any point (while
+        # printing, or inside gRPC) cannot skip or cut short the shutdown; during start-up Ctrl-C
+        # still aborts it.
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         print(" ".join(cluster.pipeline_args()), flush=True)
         print(f"logs in {cluster.workdir}; Ctrl-C to stop", file=sys.stderr, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        stop.wait()
     return 0
 
 

@@ -6,6 +6,7 @@ can run here run: `python -m deploy.local_cluster` below, the others in test_por
 from __future__ import annotations
 
 import collections
+import os
 import re
 import shlex
 import signal
@@ -249,8 +250,9 @@ def test_local_cluster_command_prints_working_options(tmp_path: Path):
     """`python -m deploy.local_cluster --pools 1`: prints options that reach a live job service, stops on Ctrl-C."""
     import grpc
 
+    err = open(tmp_path / "stderr.txt", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "replaymill.deploy.local_cluster", "--pools", "1"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
     try:
         line = proc.stdout.readline().split()
         assert beam_unknown_options(line) == []
@@ -260,4 +262,10 @@ def test_local_cluster_command_prints_working_options(tmp_path: Path):
             grpc.channel_ready_future(channel).result(timeout=30)
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            code = "no exit 60 s after Ctrl-C"
+        err.seek(0)
+        assert code == 0, f"{code}: {err.read()[-3000:]}"
