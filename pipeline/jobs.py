@@ -489,16 +489,6 @@ def _refuse_unfinished_shard_set(path: str) -> None:
                          "unfinished or damaged shard set; rebuild it (or audit its files by glob as raw input)")
 
 
-def _expand(patterns: list[str]) -> list[str]:
-    """Files matched by `patterns` (any Beam filesystem); a pattern matching nothing is an InputError."""
-    from replaymill.pipeline.sources import expand_inputs
-
-    try:
-        return expand_inputs(patterns)
-    except FileNotFoundError as e:
-        raise InputError(_first_line(e)) from None
-
-
 def _audit_raw(patterns: list[str], options: PipelineOptions, work_dir: str | None, index, *, distinct: bool,
                identity: str, progress: bool = False, runner: str = "DirectRunner"):
     """Run the Beam audit over raw patterns; returns (stats, contamination tally)."""
@@ -590,7 +580,7 @@ def audit(
     for path in raw:
         _refuse_unfinished_shard_set(path)
     if raw:
-        _expand(raw)
+        check_inputs(raw)
     loaded, gates, index = _load_audit_settings(shard_sets, target, fail_if, contamination, min_jaccard,
                                                 ngram, min_ngrams, min_overlap)
 
