@@ -56,19 +56,24 @@ def build_eval_sets(cfg: TrainConfig | DataSpec, tokenizer: Tokenizer) -> dict[s
     return out
 
 
+def causal_logits(model: torch.nn.Module, ids: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The model's logits for packed rows `ids`, under bf16 autocast on CUDA (training and eval alike)."""
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with autocast:
+        # Packed rows have no padding; an explicit all-ones mask says so (EOS doubles as pad, so
+        # transformers would otherwise warn that the input may be padded).
+        return model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, rows: np.ndarray, batch_size: int, device: torch.device) -> float:
     """Mean next-token cross-entropy (nats) over every predicted token of `rows`."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext())
     for start in range(0, len(rows), batch_size):
         ids = torch.from_numpy(rows[start:start + batch_size]).to(device)
-        with autocast:
-            # Packed rows have no padding; an explicit all-ones mask says so (EOS doubles as pad, so
-            # transformers would otherwise warn that the input may be padded).
-            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+        logits = causal_logits(model, ids, device)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1),
                                reduction="sum")
         total += float(loss)

@@ -29,7 +29,7 @@ from replaymill.trainer.config import TrainConfig
 from replaymill.trainer.data import make_mixer_factory, replay_plan
 from replaymill.trainer.distributed import DistContext, init_distributed, shutdown_distributed
 from replaymill.trainer.errors import TrainError
-from replaymill.trainer.evaluate import build_eval_sets, evaluate
+from replaymill.trainer.evaluate import build_eval_sets, causal_logits, evaluate
 from replaymill.trainer.mixer import MixedBatches, replay_tokens_per_batch
 from replaymill.trainer.model import add_lora, build_model, count_parameters, resolve_model, save_final
 from replaymill.trainer.optim import apply_schedule, make_optimizer, make_scheduler
@@ -40,11 +40,7 @@ from replaymill.trainer.tokenizer import load_tokenizer
 
 def token_losses(model: torch.nn.Module, ids: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Per-position next-token cross-entropy `[B, L-1]` (fp32), under bf16 autocast on CUDA."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    with autocast:
-        # Packed rows have no padding; an explicit all-ones mask says so (EOS doubles as pad, so
-        # transformers would otherwise warn that the input may be padded).
-        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    logits = causal_logits(model, ids, device)
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1),
                            reduction="none").view(ids.size(0), -1)
 
