@@ -370,10 +370,6 @@ def _items(*pieces: list) -> list:
     return [item for piece in pieces for _, item in piece]
 
 
-def _pairs(*pieces: list) -> list:
-    return [pair for piece in pieces for pair in piece]
-
-
 def _group(*pieces: list) -> list[tuple[Any, list]]:
     groups: dict[bytes, tuple[Any, list]] = {}
     for piece in pieces:
@@ -539,7 +535,7 @@ class _Translate(PipelineVisitor):
             pieces = self._buckets(f"{name}/s1", split, k, keys_in)
             middle = [(f"{name}/m", a, c) for a in range(k) for c in range(k)]
             for a, c in ((m[1], m[2]) for m in middle):
-                self.graph[(f"{name}/m", a, c)] = (_pairs, *[pieces[i][a] for i in range(c, len(keys_in), k)])
+                self.graph[(f"{name}/m", a, c)] = (_gather, *[pieces[i][a] for i in range(c, len(keys_in), k)])
             pieces = self._buckets(f"{name}/s2", [(_split, m, k, 1) for m in middle], k, [])
             out = [(name, t) for t in range(n)]
             for t, key in enumerate(out):
