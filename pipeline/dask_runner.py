@@ -489,11 +489,13 @@ class _Translate(PipelineVisitor):
         slots = [w for round_ in range(max(workers.values(), default=1))
                  for w in sorted(workers) if workers[w] > round_] or [None]
         placed: dict[str, dict[Any, Any]] = {}
+        placed_keys: set[Any] = set()
         for key, index in self.place.items():
             worker = slots[index % len(slots)]
             if worker is not None:
                 placed.setdefault(worker, {})[key] = self.graph[key]
-        rest = {k: v for k, v in self.graph.items() if not any(k in d for d in placed.values())}
+                placed_keys.add(key)
+        rest = {k: v for k, v in self.graph.items() if k not in placed_keys}
         layers = {"graph": MaterializedLayer(rest)}
         for i, (worker, tasks) in enumerate(sorted(placed.items())):
             layers[f"on-worker-{i}"] = MaterializedLayer(tasks, annotations={"workers": [worker], "allow_other_workers": True})
