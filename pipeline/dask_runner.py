@@ -266,7 +266,10 @@ def _read_bundle(run_id: str, payload: bytes) -> list:
 
 def _checkout(run_id: str, digest: str, payload: bytes) -> tuple[_RunState, _ParDoSpec, beam.DoFn, bool]:
     """This run's state, the ParDo's spec, and a DoFn instance for one bundle: a set-up one from
-    this process's pool, else a fresh copy (True: it still needs setup)."""
+    this process's pool, else a fresh copy (True: it still needs setup). The first bundle in a
+    process takes the copy just unpickled with the spec (nothing else reads `spec.fn`), so the
+    payload is unpickled once there, not twice."""
+    first = None
     with _lock:
         state = _runs.get(run_id)
         spec = state.specs.get(digest) if state else None
@@ -274,10 +277,11 @@ def _checkout(run_id: str, digest: str, payload: bytes) -> tuple[_RunState, _Par
             spec = pickler.loads(payload)
             state = _run_state(run_id, spec.options)
             state.specs[digest] = spec
+            first = spec.fn
         pool = state.idle.setdefault(digest, [])
         if pool:
             return state, spec, pool.pop(), False
-    return state, spec, pickler.loads(payload).fn, True
+    return state, spec, pickler.loads(payload).fn if first is None else first, True
 
 
 def run_bundle(elements: Iterable[Any], task: str, run_id: str, digest: str, payload: bytes, *side_values: list) -> list:
