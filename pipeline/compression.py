@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from replaymill.pipeline.progress import metered
 
 CODEC_SUFFIXES: dict[str, str] = {"gz": "gzip", "zst": "zstd", "zstd": "zstd", "bz2": "bz2", "xz": "xz"}
-READ_CHUNK = 1 << 20  # bytes per read handed to the zstd decompressor
+READ_CHUNK = 1 << 20  # bytes per read of a stream: zstd decompression, skipping an oversized line or a WARC block
 SNIFF_BYTES = 16      # how much of a file's head `sniff_codec` looks at (the longest magic is 10 bytes)
 
 # Leading bytes of each codec's stream (bz2: "BZh", a block size digit, then the block or

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Callable, Iterator, NamedTuple
 
 from replaymill.pipeline.compression import (
-    CODEC_SUFFIXES, EofWatch, open_decompressed, open_raw, sniff_codec, sniff_stream,
+    CODEC_SUFFIXES, READ_CHUNK, EofWatch, open_decompressed, open_raw, sniff_codec, sniff_stream,
 )
 from replaymill.schemas.document import new_document
 from replaymill.transforms.html_text import charset_of, decode_html, html_to_text
@@ -36,7 +36,6 @@ TEXT_SUFFIXES = ("txt",)  # plain text, split into documents as `train` splits i
 STREAM_FORMATS = ("jsonl", "tar", "wet", "warc", "text")  # read start to end through a codec, so sniffed
 LINE_FORMATS = ("jsonl", "tar")  # what `iter_jsonl_lines` reads (a tar holds JSONL members)
 HF_SCHEME = "hf://"
-READ_CHUNK = 1 << 20          # bytes per read when skipping an oversized line
 ROW_BATCH = 1024              # Parquet / Arrow rows decoded per batch
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 PLAIN_TYPES = frozenset({"text/plain"})
