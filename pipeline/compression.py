@@ -41,8 +41,12 @@ _XZ_MAGIC = b"\xfd7zXZ\x00"
 _BZ2_BLOCK_MAGICS = (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
 
 
-def detect_codec(head: bytes) -> str | None:
-    """The codec whose magic number `head` starts with, or None."""
+def sniff_head(head: bytes) -> str:
+    """The codec to read a stream with, from its first bytes: a codec's magic wins over the name,
+    and a file without any codec's magic is read as stored (""), whatever its name says. Every codec
+    stream starts with its magic, so a file without it cannot be decompressed anyway: reading it as
+    stored keeps a plain file named `.gz` whole, and turns a file that is neither into counted
+    rejects (`malformed_json`, `too_large`, ...) instead of one `unreadable_file`."""
     if head.startswith(_GZIP_MAGIC):
         return "gzip"
     if head.startswith(_ZSTD_MAGIC) or (len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18"):
@@ -51,16 +55,7 @@ def detect_codec(head: bytes) -> str | None:
         return "xz"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] in _BZ2_BLOCK_MAGICS:
         return "bz2"
-    return None
-
-
-def sniff_head(head: bytes) -> str:
-    """The codec to read a stream with, from its first bytes: a codec's magic wins over the name,
-    and a file without any codec's magic is read as stored, whatever its name says. Every codec
-    stream starts with its magic, so a file without it cannot be decompressed anyway: reading it as
-    stored keeps a plain file named `.gz` whole, and turns a file that is neither into counted
-    rejects (`malformed_json`, `too_large`, ...) instead of one `unreadable_file`."""
-    return detect_codec(head) or ""
+    return ""
 
 
 def sniff_codec(path: str, declared: str) -> str:
