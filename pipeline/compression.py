@@ -98,17 +98,29 @@ def open_decompressed(raw: IO[bytes], codec: str) -> IO[bytes]:
     raise ValueError(f"unknown codec {codec!r}")
 
 
-class EofWatch(io.RawIOBase):
+class _PassThrough(io.RawIOBase):
+    """A raw stream over `source` whose every read goes through `read`, which subclasses watch."""
+
+    def __init__(self, source: IO[bytes]):
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+class EofWatch(_PassThrough):
     """A pass-through stream that remembers an EOFError (a truncated codec stream) raised while
     reading, for consumers that catch it and carry on as if the input had ended (warcio's
     ArchiveIterator does). After the consumer is done, `raise_if_truncated` re-raises it."""
 
     def __init__(self, source: IO[bytes]):
-        self._source = source
+        super().__init__(source)
         self.truncation: EOFError | None = None
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -116,11 +128,6 @@ class EofWatch(io.RawIOBase):
         except EOFError as e:
             self.truncation = e
             raise
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
     def raise_if_truncated(self) -> None:
         if self.truncation is not None:
@@ -187,25 +194,17 @@ class ZstdFrameTracker:
         return self._state == "magic" and not self._pending and not self._skip
 
 
-class _TrackedSource(io.RawIOBase):
+class _TrackedSource(_PassThrough):
     """Passes compressed bytes through to the decompressor while the tracker watches them."""
 
     def __init__(self, source: IO[bytes], tracker: ZstdFrameTracker):
-        self._source = source
+        super().__init__(source)
         self._tracker = tracker
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         data = self._source.read(size)
         self._tracker.feed(data)
         return data
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
 
 class _ZstdReader(io.RawIOBase):
