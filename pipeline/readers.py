@@ -360,7 +360,8 @@ def read_arrow(item: WorkItem, limit: int) -> Iterator[Parsed]:
     import pyarrow as pa
 
     with open_raw(item.path) as raw:
-        is_file_format = raw.read(6) == b"ARROW1"
+        head = raw.read(6)
+        is_file_format = head == b"ARROW1"
         raw.seek(0)
         if is_file_format:
             reader = pa.ipc.open_file(raw)
@@ -373,17 +374,17 @@ def read_arrow(item: WorkItem, limit: int) -> Iterator[Parsed]:
                 yield row_to_parsed(record, f"{item.name}#{row}", limit)
                 row += 1
         if not is_file_format:
-            _check_stream_end(raw)
+            _check_stream_end(raw, head)
 
 
-def _check_stream_end(raw: IO[bytes]) -> None:
+def _check_stream_end(raw: IO[bytes], head: bytes) -> None:
     """Raise EOFError when an Arrow IPC stream lacks its end-of-stream marker: the stream reader
-    stops quietly when the data ends between two messages, which is what a cut file looks like."""
-    head = raw.seek(0) == 0 and raw.read(4)
+    stops quietly when the data ends between two messages, which is what a cut file looks like.
+    `head` is the stream's first bytes, read once by the caller (no second ranged read for them)."""
     size = raw.seek(0, 2)
     raw.seek(max(0, size - 8))
     tail = raw.read(8)
-    modern = head == ARROW_STREAM_ENDS[0][:4]  # messages framed by the 0xFFFFFFFF continuation marker
+    modern = head[:4] == ARROW_STREAM_ENDS[0][:4]  # messages framed by the 0xFFFFFFFF continuation marker
     if not (tail == ARROW_STREAM_ENDS[0] if modern else tail.endswith(ARROW_STREAM_ENDS[1])):
         raise EOFError("Arrow IPC stream ends without its end-of-stream marker")
 
