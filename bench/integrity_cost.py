@@ -17,14 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from measure import best_of
 
 
 def main() -> None:
@@ -52,8 +45,8 @@ def main() -> None:
         problems = [shard_problem(root, info) for info in infos]
         assert not any(p["problem"] for p in problems)
 
-    baseline = best_of(args.repeat, read_all)
-    gate = best_of(args.repeat, gate_checks)
+    baseline = best_of(read_all, args.repeat)
+    gate = best_of(gate_checks, args.repeat)
 
     swaps = []
     for _ in range(args.repeat):

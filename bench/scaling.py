@@ -38,7 +38,6 @@ import gzip
 import importlib.util
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -47,6 +46,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from measure import cpu_seconds  # noqa: E402  (bench/, the script's own folder, stays on sys.path)
 
 SOURCE_TOKENS = 1e12   # the open corpus
 TARGET_TOKENS = 100e9  # the replay corpus to build
@@ -81,12 +82,6 @@ def split_corpus(paths: list[str], dest: Path, parts: int) -> tuple[list[str], i
     for out in outs:
         out.close()
     return [str(dest / f"part-{i:03d}.jsonl.gz") for i in range(parts)], tokens
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the DirectRunner's SDK worker processes)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def timed_build(paths: list[str], out: Path, recipe, args) -> tuple[float, float, dict]:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from measure import best_of  # noqa: E402  (bench/, first on sys.path for a script)
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BATCH = 512
 
@@ -50,15 +52,6 @@ def load(dirs: list[Path], code_files: int) -> list[dict]:
     for path in sorted(p for p in stdlib.glob("*.py"))[:code_files]:
         docs.append(new_document(path.name, path.read_text(encoding="utf-8", errors="replace"), "python-stdlib-code"))
     return docs
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
