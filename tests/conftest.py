@@ -10,6 +10,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("REPLAYMILL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def read_path(path: str | Path, max_record_bytes: int = 32 << 20, range_bytes: int = 64 << 20):
+    """Documents and rejects of every input a pattern names, read without Beam (as build's readers do)."""
+    from replaymill.pipeline.readers import read_item
+    from replaymill.pipeline.sources import match_inputs, plan_reads
+
+    docs, rejects = [], []
+    for spec in match_inputs([str(path)]):
+        for item in plan_reads(spec, range_bytes):
+            for parsed in read_item(item, max_record_bytes):
+                (docs.append(parsed.doc) if parsed.doc is not None else rejects.append(parsed.reject))
+    return docs, rejects
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of ../shared/data; tests that need it skip with a clear reason where it is absent."""

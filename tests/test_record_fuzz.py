@@ -27,10 +27,10 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replaymill.pipeline.readers import read_item
-from replaymill.pipeline.sources import match_inputs, plan_reads
 from replaymill.schemas.document import to_record_batch
 from replaymill.transforms.records import REJECT_REASONS
+
+from conftest import read_path
 
 LIMIT = 4096  # max_record_bytes: good lines stay well under it, the too_large line over it
 
@@ -162,22 +162,13 @@ def corpus(draw):
         st.integers(64, 2048))
 
 
-def read_all(path: Path, range_bytes: int):
-    docs, rejects = [], []
-    for spec in match_inputs([str(path)]):
-        for item in plan_reads(spec, range_bytes):
-            for parsed in read_item(item, LIMIT):
-                (docs.append(parsed.doc) if parsed.doc is not None else rejects.append(parsed.reject))
-    return docs, rejects
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(corpus())
 def test_every_record_is_one_result_and_no_good_document_is_lost(case):
     body, lines, goods, reasons, container, truthful, range_bytes = case
     with tempfile.TemporaryDirectory() as tmp:
         path = store(Path(tmp), body, lines, container, truthful)
-        docs, rejects = read_all(path, range_bytes)
+        docs, rejects = read_path(path, LIMIT, range_bytes)
     assert len(docs) + len(rejects) == len(goods) + len(reasons)  # read == kept + sum(dropped), per record
     assert [d["text"] for d in docs] == goods  # every good document, text intact, in order
     assert collections.Counter(r["reason"] for r in rejects) == collections.Counter(reasons)

@@ -60,7 +60,7 @@ def test_part_plans_are_exactly_the_schedule(shardset, budget, by, rows_per_part
     got = {part.rel: documents_of(plan, part) for part in plan.parts}
     assert len(got) == len(plan.parts)  # one plan per output path
     assert got == expected
-    assert all(len(v) == p.rows for p in plan.parts for v in [got[p.rel]])
+    assert all(len(got[p.rel]) == p.rows for p in plan.parts)
     assert plan.rows == sum(a["docs"] for a in report["achieved"].values())
 
 

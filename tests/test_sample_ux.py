@@ -93,10 +93,9 @@ def test_hints_name_flags_not_python(pool, tmp_path, capsys):
                  "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--on-short upsample" in err and "--on-short renormalize" in err and "on_short=" not in err
-    with pytest.raises(ShortDomainError) as e:  # the library names its argument
-        raise ShortDomainError("code: needs 5 tokens, has 1")
-    assert "on_short='upsample' or 'renormalize'" in str(e.value)
-    assert e.value.hint("--replay-on-short").endswith("--replay-on-short upsample or --replay-on-short renormalize")
+    error = ShortDomainError("code: needs 5 tokens, has 1")  # the library names its argument
+    assert "on_short='upsample' or 'renormalize'" in str(error)
+    assert error.hint("--replay-on-short").endswith("--replay-on-short upsample or --replay-on-short renormalize")
 
 
 def test_validation_errors_name_every_field(pool, tmp_path, capsys):

@@ -22,18 +22,10 @@ from replaymill.pipeline.readers import WorkItem, classify, parse_hf_uri, read_i
 from replaymill.pipeline.sources import ReadCorpus, expand_inputs, match_inputs, plan_reads
 from replaymill.schemas.document import COLUMN_NAMES, to_record_batch
 
+from conftest import read_path
+
 DOLMA_697 = "dolma-cc/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 CAP = 16 << 10  # max_record_bytes for the hostile files: small, so a "gigantic" line stays cheap to write
-
-
-def read_path(path: str | Path, max_record_bytes: int = 32 << 20, range_bytes: int = 64 << 20):
-    """Documents and rejects of every input a pattern names, read without Beam."""
-    docs, rejects = [], []
-    for spec in match_inputs([str(path)]):
-        for item in plan_reads(spec, range_bytes):
-            for parsed in read_item(item, max_record_bytes):
-                (docs.append(parsed.doc) if parsed.doc is not None else rejects.append(parsed.reject))
-    return docs, rejects
 
 
 def reasons(rejects) -> dict[str, int]:

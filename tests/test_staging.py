@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -179,7 +178,7 @@ def test_a_crashed_runs_staging_and_beam_temp_are_removed_by_the_rerun(shared_da
     temp.mkdir(parents=True)
     (temp / "shard-of-a-killed-run").write_bytes(b"x")
     (out / STAGING_NAME / OWNER_NAME).write_text(json.dumps({"seal": MANIFEST_NAME}))
-    shutil.copy(c4_file(shared_data, tmp_path / "in.jsonl.gz"), tmp_path / "in2.jsonl.gz")
+    c4_file(shared_data, tmp_path / "in.jsonl.gz")
     assert main(["build", "--input", str(tmp_path / "in.jsonl.gz"), "--output", str(out), "--in-memory",
                  "--write-rejects"]) == 0
     assert not (out / STAGING_NAME).exists() and not list(out.rglob("beam-temp-*"))
