@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from replaymill.schemas.decontam import DecontaminateConfig
 from replaymill.transforms.minhash import batch_shingles
 from replaymill.transforms.ngram_overlap import OverlapIndex
 
@@ -50,7 +51,8 @@ WEB = ["dolma-cc/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", "olmo-c4
 LENGTHS = (13, 20, 30, 50, 100, 200, 500)
 EDIT_RATES = (0.0, 0.02, 0.05)
 MIN_NGRAMS = (1, 2, 3, 5, 8, 10, 15)
-N = 13
+DEFAULTS = DecontaminateConfig()  # the recipe's defaults are what this bench measures
+N = DEFAULTS.n
 
 
 def read_web(patterns: list[str]) -> list[str]:
@@ -258,7 +260,8 @@ def main() -> int:
     ap.add_argument("--web", nargs="+", default=WEB, help="JSONL.gz web pages with a text field (globs)")
     ap.add_argument("--sentences", default=str(SHARED / "lingua-sentences"), help="dir of one-sentence-a-line files")
     ap.add_argument("--evals", type=int, default=200, help="evaluation documents in the labelled set")
-    ap.add_argument("--min-ngrams", type=int, default=3, help="the setting whose recall table is printed")
+    ap.add_argument("--min-ngrams", type=int, default=DEFAULTS.min_ngrams,
+                    help="the setting whose recall table is printed (default: the recipe's)")
     ap.add_argument("--verify-words", type=int, default=20, help="identical-word run that makes a negative a copy")
     ap.add_argument("--throughput-evals", type=int, default=10_000)
     ap.add_argument("--throughput-docs", type=int, default=4000)
