@@ -51,9 +51,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules moat_corpus, moat_report
 
 import moat_corpus as corpus  # noqa: E402
+from measure import cpu_seconds  # noqa: E402
+from moat_report import SOURCES  # noqa: E402
 
 SHARED = Path(os.environ.get("REPLAYMILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SOURCES = ("oracle", "preset", "dsir", "dsir-stratified", "dsir-global", "uniform", "wrong")
 REQUIRED_SOURCES = ("oracle", "preset", "dsir", "uniform", "wrong")
 DSIR_MODE = {"dsir": "mixture", "dsir-stratified": "stratified", "dsir-global": "global"}
 
@@ -200,14 +201,6 @@ def cli(args: list[str], log: Path) -> None:
 
 def key_file(key: str) -> str:
     return key.replace("/", "_")
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and of its finished children (training workers)."""
-    import resource
-
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 class Clock:
@@ -459,13 +452,18 @@ def set_weights_yaml(root: str, path: Path) -> str:
     ReplaySampler draws it in exactly its own proportions in every prefix."""
     import yaml
 
+    path.write_text(yaml.safe_dump({"by": "tokens", "weights": key_tokens(root)}), encoding="utf-8")
+    return str(path)
+
+
+def key_tokens(root: str) -> dict[str, int]:
+    """Tokens per domain/lang key of a shard set, from its manifest."""
     from replaymill.shards.io import read_manifest
 
-    weights: dict[str, float] = {}
+    tokens: dict[str, int] = {}
     for s in read_manifest(root).shards:
-        weights[f"{s.domain}/{s.lang}"] = weights.get(f"{s.domain}/{s.lang}", 0) + s.tokens
-    path.write_text(yaml.safe_dump({"by": "tokens", "weights": weights}), encoding="utf-8")
-    return str(path)
+        tokens[f"{s.domain}/{s.lang}"] = tokens.get(f"{s.domain}/{s.lang}", 0) + s.tokens
+    return tokens
 
 
 def origin_shares(root: str, weights: dict[str, float]) -> dict[str, float]:
@@ -484,11 +482,6 @@ def origin_shares(root: str, weights: dict[str, float]) -> dict[str, float]:
         acc[key] += n or 0
     total = sum(acc.values()) or 1
     return {k: v / total for k, v in acc.items()}
-
-
-def tv(shares: dict[str, float], weights: dict[str, float]) -> float:
-    keys = set(shares) | set(weights)
-    return 0.5 * sum(abs(shares.get(k, 0.0) - weights.get(k, 0.0)) for k in keys)
 
 
 # ----- main --------------------------------------------------------------------------------------
@@ -569,7 +562,7 @@ def main(argv: list[str] | None = None) -> dict:
     common = dict(seq_len=args.seq_len, batch_size=args.batch_size, weight_decay=0.1, max_grad_norm=1.0,
                   min_lr_ratio=0.1, plot=False, log_every=10_000)
     eval_files = {k: files[f"eval:{k}"] for k in weights}
-    base_dirs, pre_jobs, params = {}, [], {}
+    base_dirs, pre_jobs, params, inits = {}, [], {}, {}
     for hidden, layers in sizes:
         name = f"{hidden}x{layers}"
         init_dir = work / "models" / f"init-{name}"
@@ -578,20 +571,18 @@ def main(argv: list[str] | None = None) -> dict:
             reset(init_dir)
             init_model(init_dir, info["tokenizer"], hidden, layers, args.seq_len, seed=0)
             finish_stage(init_dir, init_key)
-        params[name] = count_params(init_dir)
+        params[name], inits[name] = count_params(init_dir), (init_dir, init_key)
     main_name = f"{main_size[0]}x{main_size[1]}"
-    for hidden, layers in sizes:
-        name = f"{hidden}x{layers}"
-        init_dir = work / "models" / f"init-{name}"
-        init_key = stamp(data_key, hidden, layers, args.seq_len)
+    for name, (init_dir, init_key) in inits.items():
         steps = max(args.pretrain_steps // 3, round(args.pretrain_steps * params[name] / params[main_name]))
         out = work / "models" / f"base-{name}"
         base_dirs[name] = str(out / "final")
         pre_jobs.append({"name": f"pretrain-{name}", "keep_model": True, "eval_files": eval_files,
                          "meta": {"size": name, "steps": steps},
                          "init_key": init_key, "config": dict(
-                             model=str(init_dir), task=files["pretrain"], task_eval=files["eval"],
-                             eval_tokens=args.eval_tokens * 2, steps=steps, eval_every=steps,
+                             # no held-out set in the trainer: evaluate_files scores the closed one once
+                             model=str(init_dir), task=files["pretrain"], eval_fraction=0.0,
+                             steps=steps, eval_every=steps,
                              warmup=max(1, steps // 15), lr=args.pretrain_lr, seed=0, output=str(out),
                              **common)})
     pre = {r["meta"]["size"]: r for r in run_jobs(pre_jobs, args.jobs)}
@@ -618,10 +609,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from replaymill.shards.io import read_manifest
 
-    pool_manifest = read_manifest(str(pool))
-    pool_tokens: dict[str, int] = {}
-    for s in pool_manifest.shards:
-        pool_tokens[f"{s.domain}/{s.lang}"] = pool_tokens.get(f"{s.domain}/{s.lang}", 0) + s.tokens
+    pool_tokens = key_tokens(str(pool))
     published = dict(weights)  # the data card: the hidden keys are pool keys (domain or domain/lang)
     from replaymill.shards.sampler import key_for
 
@@ -655,9 +643,7 @@ def main(argv: list[str] | None = None) -> dict:
                 work / "logs" / f"sample-{source}-s{seed}.log")
             finish_stage(out, key)
     mixtures = {s: [origin_shares(root, weights) for root in roots] for s, roots in replay_sets.items()}
-    from replaymill.shards.io import read_manifest as _manifest
-
-    estimated = {s: [_manifest(r).extra["sampling"]["dsir"] for r in roots] for s, roots in replay_sets.items()
+    estimated = {s: [read_manifest(r).extra["sampling"]["dsir"] for r in roots] for s, roots in replay_sets.items()
                  if s.startswith("dsir")}
     clock.lap("replay sets")
 
@@ -678,7 +664,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "--rows-per-shard", 64, "--output", out, "--in-memory"], work / "logs" / f"sample-dsir-{name}.log")
             finish_stage(out, key)
         recovery[name] = {"shares": origin_shares(str(out), weights),
-                          "estimate": _manifest(str(out)).extra["sampling"]["dsir"]["estimated_mixture"]}
+                          "estimate": read_manifest(str(out)).extra["sampling"]["dsir"]["estimated_mixture"]}
     clock.lap("mixture recovery per size")
 
     # 4. fine-tunes: 0% and every ratio x source x seed on the main size; oracle on every size
