@@ -44,13 +44,21 @@ def test_estimate_mixture_recovers_the_reference_shares(pool_and_reference):
         estimate_mixture([np.zeros(0, dtype=np.int64)], key_counts)
 
 
-def test_stratified_selection_keeps_the_mixture_global_top_k_does_not(tmp_path, pool_and_reference, make_shard_set):
+@pytest.fixture(scope="module")
+def pool_set(tmp_path_factory, pool_and_reference, make_shard_set) -> tuple[str, str]:
+    """(shard set root, reference JSONL path): the pool written once for every selection test."""
+    pool, reference = pool_and_reference
+    base = tmp_path_factory.mktemp("dsir")
+    root = make_shard_set(base / "pool", pool, rows_per_shard=80)
+    ref = base / "ref.jsonl"
+    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in reference))
+    return root, str(ref)
+
+
+def test_stratified_selection_keeps_the_mixture_global_top_k_does_not(tmp_path, pool_set):
     """By documents: stratified and mixture modes keep the reference's 60/40 web/books split (their
     budgets are the same estimate); one global top-k does not."""
-    pool, reference = pool_and_reference
-    root = make_shard_set(tmp_path / "pool", pool, rows_per_shard=80)
-    ref = tmp_path / "ref.jsonl"
-    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in reference))
+    root, ref = pool_set
     shares = {}
     for mode in ("stratified", "mixture", "global"):
         out = tmp_path / mode
@@ -68,16 +76,13 @@ def test_stratified_selection_keeps_the_mixture_global_top_k_does_not(tmp_path, 
     assert abs(est["web/en"]["doc_share"] - 0.6) < 0.1 and est["books/en"]["budget"] > 0 and "books/de" not in est
 
 
-def test_mixture_mode_draws_at_random_within_a_key_seeded(tmp_path, pool_and_reference, make_shard_set):
+def test_mixture_mode_draws_at_random_within_a_key_seeded(tmp_path, pool_set):
     """`mixture` keeps the estimated shares but ignores in-key DSIR scores: the same seed gives the
     same documents, another seed others; a bad mode through the API is an InputError."""
     import replaymill
     from replaymill.pipeline.errors import InputError
 
-    pool, reference = pool_and_reference
-    root = make_shard_set(tmp_path / "pool", pool, rows_per_shard=80)
-    ref = tmp_path / "ref.jsonl"
-    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in reference))
+    root, ref = pool_set
     ids = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         out = tmp_path / name
