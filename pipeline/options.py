@@ -21,7 +21,6 @@ pipelines, so it is never handed to Beam. It needs the `dask` extra.
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 from apache_beam.io.filesystems import FileSystems
@@ -94,8 +93,3 @@ def job_options(
         raise InputError(str(e)) from e
     FileSystems.set_options(options)
     return options
-
-
-def command_options(args: argparse.Namespace) -> PipelineOptions:
-    """`job_options` from a command's `--runner`, `--workers`, `--in-memory` and Beam flags after `--`."""
-    return job_options(args.runner, args.workers, args.in_memory, args.beam_args)

@@ -91,15 +91,14 @@ def run(args: argparse.Namespace) -> int:
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     from replaymill.audit.render import render_html, render_terminal, to_json
     from replaymill.pipeline.jobs import audit
-    from replaymill.pipeline.options import command_options
 
-    options = command_options(args)
     start = time.perf_counter()
     report = audit(args.input + args.paths, target=args.target, by=args.by, tolerance=args.tolerance,
                    contamination=args.contamination, min_jaccard=args.min_jaccard, ngram=args.ngram,
                    min_ngrams=args.min_ngrams, min_overlap=args.min_overlap, fail_if=args.fail_if,
                    distinct=not args.no_distinct, text_identity=args.text_identity, verify=not args.no_verify,
-                   work_dir=args.work_dir, runner=args.runner, options=options, progress=not args.quiet)
+                   work_dir=args.work_dir, runner=args.runner, workers=args.workers, in_memory=args.in_memory,
+                   beam_args=args.beam_args, progress=not args.quiet)
     elapsed = time.perf_counter() - start
     if args.json:
         _write(args.json, to_json(report))

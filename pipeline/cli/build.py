@@ -88,17 +88,16 @@ def run(args: argparse.Namespace) -> int:
     from replaymill.pipeline.cli.logs import configure_logging
     from replaymill.pipeline.funnel import render_funnel
     from replaymill.pipeline.jobs import build
-    from replaymill.pipeline.options import command_options
 
     configure_logging()
-    options = command_options(args)  # first: pre-flight already lists inputs through Beam's filesystems
     start = time.perf_counter()
     manifest = build(args.input, args.output, args.recipe, langs=args.langs.split(",") if args.langs is not None else None,
                      near_dedup=args.near_dedup, max_shard_mb=args.max_shard_mb,
                      min_partition_mb=args.min_partition_mb, write_rejects=args.write_rejects,
                      decontaminate=args.decontaminate,
                      tokenizer=args.tokenizer, overwrite=args.overwrite, demo_mb=args.demo_mb, runner=args.runner,
-                     in_memory=args.in_memory, options=options, progress=True, notify=print)
+                     workers=args.workers, in_memory=args.in_memory, beam_args=args.beam_args, progress=True,
+                     notify=print)
     render_funnel(manifest)
     print(f"wrote {manifest.total.docs:,} documents ({manifest.total.tokens:,} tokens) in "
           f"{len(manifest.shards)} shards to {args.output} in {time.perf_counter() - start:.1f} s; "

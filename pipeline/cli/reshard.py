@@ -53,11 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from replaymill.pipeline.cli.logs import configure_logging
     from replaymill.pipeline.jobs import reshard
-    from replaymill.pipeline.options import command_options
 
     configure_logging()
-    options = command_options(args)
     summary = reshard(args.input, args.output, parts=args.parts, part_mb=args.part_mb, overwrite=args.overwrite,
-                      runner=args.runner, options=options, progress=True, notify=print)
+                      runner=args.runner, workers=args.workers, in_memory=args.in_memory,
+                      beam_args=args.beam_args, progress=True, notify=print)
     print(f"wrote the parts to {args.output}; summary (lines, parts, damaged inputs): {summary}")
     return 0

@@ -76,19 +76,17 @@ def run(args: argparse.Namespace) -> int:
     from replaymill.pipeline.cli.logs import configure_logging
     from replaymill.pipeline.errors import InputError
     from replaymill.pipeline.jobs import sample
-    from replaymill.pipeline.options import command_options
     from replaymill.shards.sampler import ShortDomainError
 
     configure_logging()
-    options = command_options(args)
     start = time.perf_counter()
     try:
         manifest = sample(args.input, args.output, target=args.target, reference=args.reference, tokens=args.tokens,
                           docs=args.docs, by=args.by, on_short=args.on_short, seed=args.seed,
                           quality_temperature=args.quality_temperature, rows_per_shard=args.rows_per_shard,
                           tokenizer=args.tokenizer, dsir=args.dsir, overwrite=args.overwrite,
-                          runner=args.runner, options=options,
-                          progress=True, notify=print,
+                          runner=args.runner, workers=args.workers, in_memory=args.in_memory,
+                          beam_args=args.beam_args, progress=True, notify=print,
                           warn=lambda m: print(f"replaymill sample: warning: {m}", file=sys.stderr))
     except InputError as e:
         if isinstance(e.__cause__, ShortDomainError):  # the remedy as this command's flag
