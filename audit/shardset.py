@@ -15,6 +15,7 @@ from typing import Any
 from replaymill.audit.contamination import ContaminationIndex, ContaminationStats
 from replaymill.audit.funnel import merge_funnels
 from replaymill.audit.stats import DISTINCT_COLUMNS, STAT_COLUMNS, AuditStats
+from replaymill.schemas.manifest import Manifest
 from replaymill.shards.reader import ShardSet
 
 BATCH_ROWS = 1024
@@ -31,12 +32,14 @@ def is_shard_set(path: str) -> bool:
 
 def audit_shard_sets(
     roots: list[str], *, distinct: bool = True, text_identity: str = "exact", index: ContaminationIndex | None = None,
-    verify: bool = True, on_rows: Callable[[int], None] | None = None,
+    verify: bool = True, on_rows: Callable[[int], None] | None = None, manifests: list[Manifest] | None = None,
 ) -> tuple[AuditStats, ContaminationStats | None, dict[str, Any] | None]:
     """(stats, contamination tally, summed manifest funnel or None) over one or more shard sets.
 
     `text_identity` defaults to "exact": a built set was deduplicated on normalized text already
-    (see `audit.stats.DistinctSketches`). `on_rows(n)` hears each batch of rows scanned (progress)."""
+    (see `audit.stats.DistinctSketches`). `on_rows(n)` hears each batch of rows scanned (progress).
+    `manifests` (one per root, in order) are the roots' manifests a caller already read; without
+    them each root's manifest is read here."""
     stats = AuditStats(distinct=distinct, text_identity=text_identity)
     cont = ContaminationStats() if index is not None else None
     columns = list(STAT_COLUMNS)
@@ -45,8 +48,11 @@ def audit_shard_sets(
     if index is not None:
         columns += [c for c in ("id", "text") if c not in columns]
     funnels = []
-    for root in roots:
-        shardset = ShardSet.open(root, verify=verify, cache_shards=0)
+    for i, root in enumerate(roots):
+        if manifests is None:
+            shardset = ShardSet.open(root, verify=verify, cache_shards=0)
+        else:
+            shardset = ShardSet(str(root), manifests[i], verify=verify, cache_shards=0)
         funnels.append(shardset.manifest.funnel.model_dump())
         for info in shardset.shards:
             table = shardset.read_table(info, columns)

@@ -424,13 +424,15 @@ def _run_sample(shardset, output: str, plan, report, texts, *, budget: int, by: 
 def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str | None,
                          contamination: list[str] | None, min_jaccard: float | None,
                          ngram: int = 13, min_ngrams: int = 3, min_overlap: float = 0.0):
-    """Manifests, target, gates and evaluation index, each checked; (target, gates, index)."""
+    """Manifests, target, gates and evaluation index, each checked; (manifests, target, gates, index),
+    the manifests in `shard_sets` order, read once for the whole audit."""
     from replaymill.audit.gates import GateError, parse_gates
     from replaymill.shards.io import read_manifest
 
+    manifests = []
     for path in shard_sets:
         try:
-            read_manifest(path)  # a manifest that does not parse, or another schema version
+            manifests.append(read_manifest(path))  # a manifest that does not parse, or another schema version
         except ValueError as e:
             raise InputError(_first_line(e)) from None
     gates = None
@@ -448,7 +450,7 @@ def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str
         except (FileNotFoundError, ValueError) as e:
             raise InputError(f"target: {_first_line(e)}") from None
     index = _contamination_index(contamination, min_jaccard, ngram, min_ngrams, min_overlap) if contamination else None
-    return loaded, gates, index
+    return manifests, loaded, gates, index
 
 
 def _contamination_index(contamination: list[str], min_jaccard: float | None, ngram: int, min_ngrams: int,
@@ -509,19 +511,19 @@ def _audit_raw(patterns: list[str], options: PipelineOptions, work_dir: str | No
             FileSystems.delete([result])
 
 
-def _scan_shard_sets(roots: list[str], *, distinct: bool, identity: str, index, verify: bool, progress: bool):
+def _scan_shard_sets(roots: list[str], manifests: list[Manifest], *, distinct: bool, identity: str, index,
+                     verify: bool, progress: bool):
     """`audit_shard_sets` under a bar of rows scanned against the manifests' total (with an ETA)."""
     from replaymill.audit.shardset import audit_shard_sets
     from replaymill.pipeline.progress import ProgressReporter, ProgressView, Task
-    from replaymill.shards.io import read_manifest
 
-    rows = sum(read_manifest(root).total.docs for root in roots)
+    rows = sum(manifest.total.docs for manifest in manifests)
     view = ProgressView([Task("audit.rows", "scan", total=rows or None, unit="rows")],
                         enabled=None if progress else False)
     with view:
         reporter = ProgressReporter(view.channel, metrics=False)
         result = audit_shard_sets(roots, distinct=distinct, text_identity=identity, index=index, verify=verify,
-                                  on_rows=lambda n: reporter.add("audit.rows", n))
+                                  on_rows=lambda n: reporter.add("audit.rows", n), manifests=manifests)
         reporter.flush()
     return result
 
@@ -581,14 +583,14 @@ def audit(
         _refuse_unfinished_shard_set(path)
     if raw:
         check_inputs(raw)
-    loaded, gates, index = _load_audit_settings(shard_sets, target, fail_if, contamination, min_jaccard,
-                                                ngram, min_ngrams, min_overlap)
+    manifests, loaded, gates, index = _load_audit_settings(shard_sets, target, fail_if, contamination, min_jaccard,
+                                                           ngram, min_ngrams, min_overlap)
 
     # one text identity for the whole run: sketches of different identities cannot merge
     identity = text_identity or ("exact" if not raw else "normalized")
     stats, cont, funnel = AuditStats(distinct=distinct, text_identity=identity), None, None
     if shard_sets:
-        stats, cont, funnel = _scan_shard_sets(shard_sets, distinct=distinct, identity=identity, index=index,
+        stats, cont, funnel = _scan_shard_sets(shard_sets, manifests, distinct=distinct, identity=identity, index=index,
                                                verify=verify, progress=progress)
     if raw:
         raw_stats, raw_cont = _audit_raw(raw, options, work_dir, index, distinct=distinct, identity=identity,
