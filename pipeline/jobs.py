@@ -24,6 +24,7 @@ from replaymill.pipeline.errors import InputError, validation_message
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from replaymill.pipeline.sources import FileSpec
     from replaymill.schemas.manifest import Manifest
     from replaymill.schemas.recipe import Recipe
 
@@ -152,13 +153,14 @@ def check_eval_files(recipe: Recipe) -> None:
              len(docs), len(files), recipe.decontaminate.n, recipe.decontaminate.action)
 
 
-def check_inputs(patterns: list[str]) -> list[str]:
+def check_inputs(patterns: list[str]) -> list[FileSpec]:
     """Every pattern must match something; the readers' own message names the one that does not.
-    Returns the input files (the output must not be, hold or lie inside any of them)."""
-    from replaymill.pipeline.sources import expand_inputs
+    Returns the input files with their sizes (the output must not be, hold or lie inside any of
+    them; the sizes total the read bar), listed once for the whole job."""
+    from replaymill.pipeline.sources import match_inputs
 
     try:
-        return expand_inputs(patterns)
+        return match_inputs(patterns)
     except FileNotFoundError as e:
         raise InputError(_first_line(e)) from None
 
@@ -197,15 +199,16 @@ def build(
     `notify` (default: the log) hears what the job is about to do.
     """
     from replaymill.pipeline.options import LOCAL_RUNNERS
+    from replaymill.pipeline.sources import match_inputs
     from replaymill.pipeline.staging import staged_run
     from replaymill.schemas.manifest import MANIFEST_NAME
     from replaymill.shards.io import read_manifest
 
     options = _options(options, runner, workers, in_memory, beam_args)
     output = worker_path(output)
-    files: list[str] = []
+    specs: list[FileSpec] = []
     if inputs:
-        files = check_inputs(list(inputs))
+        specs = check_inputs(list(inputs))
     elif runner not in LOCAL_RUNNERS:
         raise InputError("the demo corpus is local; give inputs when using a remote runner")
     notify = notify or log.info
@@ -226,7 +229,7 @@ def build(
     try:
         # Written aside and swapped in whole (pipeline.staging): the lock, foreign files, a finished
         # set without `overwrite` and an output that is or holds an input are refused first.
-        with staged_run(output, MANIFEST_NAME, overwrite=overwrite, inputs=files) as staged:
+        with staged_run(output, MANIFEST_NAME, overwrite=overwrite, inputs=[s.path for s in specs]) as staged:
             if not inputs:
                 from replaymill.pipeline.demo_corpus import DEFAULT_MB, write_demo_corpus
 
@@ -234,26 +237,25 @@ def build(
                 inputs = write_demo_corpus(demo_dir, demo_mb or DEFAULT_MB)
                 notify(f"no --input: built a {demo_mb or DEFAULT_MB:g} MB demo corpus from this Python installation "
                        f"in {demo_dir}")
-            _run_build(list(inputs), output, staged.staging, resolved, tokenizer, options, runner, in_memory,
-                       progress, notify)
+                specs = match_inputs(inputs)
+            _run_build(list(inputs), sum(s.size for s in specs), output, staged.staging, resolved, tokenizer, options,
+                       runner, in_memory, progress, notify)
     finally:
         if demo_dir:
             shutil.rmtree(demo_dir, ignore_errors=True)
     return read_manifest(output)
 
 
-def _run_build(inputs: list[str], output: str, staging: str, recipe: Recipe, tokenizer: str | None,
-               options: PipelineOptions, runner: str, in_memory: bool, progress: bool,
+def _run_build(inputs: list[str], input_bytes: int, output: str, staging: str, recipe: Recipe,
+               tokenizer: str | None, options: PipelineOptions, runner: str, in_memory: bool, progress: bool,
                notify: Callable[[str], None]) -> None:
-    """Run the build pipeline into `staging`, under progress bars (read bytes, documents kept, rows
-    written) when asked."""
+    """Run the build pipeline into `staging`, under progress bars (read bytes of `input_bytes`,
+    documents kept, rows written) when asked."""
     import apache_beam as beam
 
     from replaymill.pipeline import build as build_pipeline
     from replaymill.pipeline.progress import ProgressView, Task, graph_reporting
-    from replaymill.pipeline.sources import match_inputs
 
-    input_bytes = sum(s.size for s in match_inputs(inputs))
     notify(f"build: {len(inputs)} input pattern(s), {input_bytes / 1e6:,.1f} MB -> {output} "
            f"(recipe {recipe.name}, {runner}{', in memory' if in_memory else ''})")
     view = ProgressView([
