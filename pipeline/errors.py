@@ -14,13 +14,10 @@ class InputError(ValueError):
 def validation_message(error, what: str) -> str:
     """A pydantic ValidationError as one line naming every offending field, e.g.
     `invalid target w.yaml: weights.web: Input should be a valid number (got 'lots')`.
-    (pydantic's own first line, "1 validation error for UserTarget", names no field.)"""
-    parts = []
-    for e in error.errors():
-        field = ".".join(str(p) for p in e.get("loc", ())) or "(top level)"
-        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
-        parts.append(f"{field}: {e['msg']}{got}")
-    return f"invalid {what}: " + "; ".join(parts)
+    (`schemas.yaml_file.field_errors`, imported here so the command line starts without pydantic.)"""
+    from replaymill.schemas.yaml_file import field_errors
+
+    return f"invalid {what}: " + field_errors(error, top_level="(top level)", strip_value_error=False)
 
 
 class RunFailed(RuntimeError):

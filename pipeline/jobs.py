@@ -360,7 +360,10 @@ def sample(
             if by != budget_by:
                 raise InputError("with a reference the budget counts what `by` counts (tokens with by=tokens)")
             texts = read_reference_texts(reference)
-    except ValidationError as e:  # a weights YAML: every bad field named, not pydantic's headline
+    # A weights YAML's validation error is already a one-line ValueError (schemas.yaml_file); a model
+    # validated here directly (a shipped preset, get_preset) still raises pydantic's: every bad field
+    # named, not its headline, and before the ValueError branch below, which would catch it too.
+    except ValidationError as e:
         raise InputError(validation_message(e, f"target {target}")) from None
     except ShortDomainError as e:
         raise InputError(str(e)) from e

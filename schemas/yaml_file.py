@@ -38,12 +38,23 @@ def validate_file_data(model: type[Model], data: Any, path: str | Path, what: st
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        parts = []
-        for err in e.errors():
-            where = f"{'.'.join(map(str, err['loc']))}: " if err["loc"] else ""
-            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-            parts.append(where + err["msg"].removeprefix("Value error, ") + got)
-        raise ValueError(f"{what} {path}: {'; '.join(parts)}") from None
+        raise ValueError(f"{what} {path}: {field_errors(e)}") from None
+
+
+def field_errors(error: ValidationError, *, top_level: str = "", strip_value_error: bool = True) -> str:
+    """Every error of a pydantic ValidationError on one line, each naming its field and the value
+    given: `weights.web: Input should be a valid number (got 'lots'); by: ...` (pydantic's own first
+    line, "1 validation error for UserTarget", names no field). `top_level` names an error of the
+    object as a whole (a model validator's; none by default); `strip_value_error` drops pydantic's
+    "Value error, " before a validator's own message."""
+    parts = []
+    for err in error.errors():
+        field = ".".join(map(str, err["loc"])) or top_level
+        where = f"{field}: " if err["loc"] or top_level else ""
+        msg = err["msg"].removeprefix("Value error, ") if strip_value_error else err["msg"]
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        parts.append(where + msg + got)
+    return "; ".join(parts)
 
 
 def _describe(error: yaml.YAMLError) -> str:
