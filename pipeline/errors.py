@@ -1,5 +1,12 @@
-"""The one error a job raises for a problem found before any work starts."""
+"""The errors a job raises (`InputError` before any work, `RunFailed` after it) and the reading of
+errors that others raised: an exception's cause/context chain, and Beam's step suffix on the
+message of an error a DoFn raised."""
 from __future__ import annotations
+
+import re
+
+# Beam appends the step to the message of an exception a DoFn raised; it names no data, only the graph.
+BEAM_STEP_SUFFIX = re.compile(r" \[while running '[^']*'\]")
 
 
 class InputError(ValueError):
@@ -18,6 +25,20 @@ def validation_message(error, what: str) -> str:
     from replaymill.schemas.yaml_file import field_errors
 
     return f"invalid {what}: " + field_errors(error, top_level="(top level)", strip_value_error=False)
+
+
+def exception_chain(error: BaseException | None) -> list[BaseException]:
+    """`error`, then its cause (or context), and so on, each once (a cycle ends the walk)."""
+    seen: list[BaseException] = []
+    while error is not None and not any(error is s for s in seen):
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def without_beam_step(text: str) -> str:
+    """`text` without Beam's ` [while running '<step>']` suffix."""
+    return BEAM_STEP_SUFFIX.sub("", text)
 
 
 class RunFailed(RuntimeError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import Counter
 from typing import Any
 
@@ -26,12 +25,11 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from replaymill.pipeline.errors import exception_chain, without_beam_step
 from replaymill.pipeline.staging import list_files
+from replaymill.shards.io import TEMP_SUFFIX
 
 GATE = "integrity gate failed"
-# A temp file of an atomic write that never got renamed (a retried bundle's debris): not part of
-# the set; the swap moves listed files only, so it is removed with the staging directory.
-TEMP_DEBRIS = re.compile(r"\.tmp-[0-9a-f]{32}\Z")
 
 
 class IntegrityError(RuntimeError):
@@ -52,14 +50,11 @@ class GateFailures(logging.Filter):
 
 def gate_line(error: BaseException) -> str | None:
     """The gate's one line inside an error a runner re-raised (it may wrap the worker's traceback)."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        for line in str(error).splitlines():
+    for exc in exception_chain(error):
+        for line in str(exc).splitlines():
             at = line.find(GATE)
             if at >= 0:
-                return line[at:].split(" [while running")[0].strip().rstrip("'\"").strip()
-        error = error.__cause__ or error.__context__
+                return without_beam_step(line[at:]).strip().rstrip("'\"").strip()
     return None
 
 
@@ -112,8 +107,11 @@ def check_funnel(funnel: dict[str, Any]) -> None:
 
 
 def set_files(root: str) -> list[str]:
-    """The files a dataset reader sees under `root` (not `_`/`.`-prefixed, no temp debris)."""
-    return [f for f in list_files(root) if f[0] not in "_." and not TEMP_DEBRIS.search(f)]
+    """The files a dataset reader sees under `root` (not `_`/`.`-prefixed, no temp debris).
+
+    Temp debris: an atomic write's temp file that never got renamed (a retried bundle's), not part
+    of the set; the swap moves listed files only, so it is removed with the staging directory."""
+    return [f for f in list_files(root) if f[0] not in "_." and not TEMP_SUFFIX.search(f)]
 
 
 def check_listing(paths: list[str], on_disk: list[str]) -> None:
@@ -144,7 +142,7 @@ def gate(root: str, shard_dicts: list[dict[str, Any]], checks: list[dict[str, An
 def check_parts(root: str, part_names: list[str], counted: list[dict[str, Any]], lines: int,
                 prefix: str) -> None:
     """Reshard's gate: parts listed once, every `prefix*` file listed, every part present, lines recounted."""
-    on_disk = [f for f in list_files(root) if f.startswith(prefix) and "/" not in f and not TEMP_DEBRIS.search(f)]
+    on_disk = [f for f in list_files(root) if f.startswith(prefix) and "/" not in f and not TEMP_SUFFIX.search(f)]
     check_listing(part_names, on_disk)
     missing = sorted(set(part_names) - {c["path"] for c in counted if c["problem"] is None})
     if missing:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import uuid
 from typing import Iterator
 
@@ -28,6 +29,8 @@ from replaymill.schemas.manifest import MANIFEST_NAME, Manifest, ShardInfo, chec
 from replaymill.shards.fs import filesystem
 
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+# The end of a name `write_bytes_atomic` writes under before renaming it into place.
+TEMP_SUFFIX = re.compile(r"\.tmp-[0-9a-f]{32}\Z")
 
 
 class CorruptShardError(RuntimeError):

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 
-from replaymill.pipeline.errors import InputError
+from replaymill.pipeline.errors import InputError, exception_chain, without_beam_step
 
 USAGE_ERROR = 2
 GATE_FAILED = 3
@@ -25,8 +25,6 @@ _DISK_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded")
 _DISK_FULL_PATH = re.compile(r"(?:No space left on device|Disk quota exceeded): '([^']+)'")
 _KNOWN_TYPES = ("CorruptShardError", "SchemaVersionError")
 _KNOWN_TEXT = re.compile(r"\b(CorruptShardError|SchemaVersionError): ([^\n]+)")
-_BEAM_SUFFIX = re.compile(r" \[while running '[^']*'\]")
-_TEMP_SUFFIX = re.compile(r"\.tmp-[0-9a-f]{32}$")  # shards.io writes under a temp name first
 
 
 class UsageError(InputError):
@@ -45,7 +43,7 @@ def failure_line(error: BaseException, places: dict[str, str]) -> str | None:
     `places` names the directories a full disk could be behind (`{"--output": path, ...}`): a
     full disk is reported with the free space of each, so the line says which one is full.
     """
-    chain = _chain(error)
+    chain = exception_chain(error)
     for exc in chain:
         if type(exc).__name__ in _KNOWN_TYPES:
             return _clean(str(exc))
@@ -62,21 +60,15 @@ def failure_line(error: BaseException, places: dict[str, str]) -> str | None:
     return None
 
 
-def _chain(error: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    while error is not None and error not in seen:
-        seen.append(error)
-        error = error.__cause__ or error.__context__
-    return seen
-
-
 def _clean(message: str) -> str:
-    return _BEAM_SUFFIX.sub("", message.strip().splitlines()[0] if message.strip() else message)
+    return without_beam_step(message.strip().splitlines()[0] if message.strip() else message)
 
 
 def _disk_full(filename: str | None, places: dict[str, str]) -> str:
+    from replaymill.shards.io import TEMP_SUFFIX  # shards.io writes under a temp name first
+
     where = [f"{name} {path}: {_free(path)} free" for name, path in places.items() if path and "://" not in path]
-    writing = f" writing {_TEMP_SUFFIX.sub('', filename)}" if filename else ""
+    writing = f" writing {TEMP_SUFFIX.sub('', filename)}" if filename else ""
     return f"no space left on device{writing} ({'; '.join(where)})" if where else f"no space left on device{writing}"
 
 
