@@ -48,6 +48,12 @@ class GateFailures(logging.Filter):
         return GATE not in record.getMessage() and (error is None or GATE not in str(error))
 
 
+def filter_gate_failures() -> None:
+    """Put `GateFailures` on every handler of the root logger (the driver's console, a worker's)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(GateFailures())
+
+
 def gate_line(error: BaseException) -> str | None:
     """The gate's one line inside an error a runner re-raised (it may wrap the worker's traceback)."""
     for exc in exception_chain(error):

@@ -19,7 +19,6 @@ the command prints the one line that names the broken invariant.
 """
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -105,15 +104,15 @@ def _watch(token: str) -> None:
 
 
 class _QuietGateStderr:
-    """stderr without the harness's printed traceback of a gate failure (everything else passes)."""
+    """stderr without the harness's printed traceback of a gate failure (everything else passes);
+    `gate` is the gate's marker (`integrity.GATE`), bound once, not imported on every write."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, gate: str):
         self._stream = stream
+        self._gate = gate
 
     def write(self, text: str) -> int:
-        from replaymill.pipeline.integrity import GATE
-
-        return len(text) if GATE in text else self._stream.write(text)
+        return len(text) if self._gate in text else self._stream.write(text)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -125,12 +124,11 @@ def start_in_worker() -> None:
     if not token or not sys.argv or not sys.argv[0].endswith("sdk_worker_main.py"):
         return
     threading.Thread(target=_watch, args=(token,), name="replaymill-driver-watch", daemon=True).start()
-    from replaymill.pipeline.integrity import GateFailures
+    from replaymill.pipeline.integrity import GATE, filter_gate_failures
 
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(GateFailures())
+    filter_gate_failures()
     if not isinstance(sys.stderr, _QuietGateStderr):
-        sys.stderr = _QuietGateStderr(sys.stderr)
+        sys.stderr = _QuietGateStderr(sys.stderr, GATE)
 
 
 start_in_worker()

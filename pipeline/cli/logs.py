@@ -45,10 +45,9 @@ def configure_logging() -> None:
     for name in (*PROGRESS_LOGGERS, WORKER_RELAY):
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger(WORKER_RELAY).addFilter(_WorkerLines())
-    from replaymill.pipeline.integrity import GateFailures
+    from replaymill.pipeline.integrity import filter_gate_failures
 
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(GateFailures())
+    filter_gate_failures()
     # Beam logs a failing DoFn's exception with its traceback before re-raising it; the exception
     # reaches `pipeline.cli.main`, which prints a known failure in one line and re-raises a bug
     # with its whole traceback, so the copy logged here is only noise.
