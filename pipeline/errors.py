@@ -36,6 +36,12 @@ def exception_chain(error: BaseException | None) -> list[BaseException]:
     return seen
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message cut to its first line (the rest is a traceback or detail a one-line
+    error has no room for); the exception type's name when the message is empty."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def without_beam_step(text: str) -> str:
     """`text` without Beam's ` [while running '<step>']` suffix."""
     return BEAM_STEP_SUFFIX.sub("", text)

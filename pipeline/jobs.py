@@ -19,7 +19,7 @@ import tempfile
 import uuid
 from typing import TYPE_CHECKING, Callable
 
-from replaymill.pipeline.errors import InputError, validation_message
+from replaymill.pipeline.errors import InputError, first_line, validation_message
 
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
     from replaymill.schemas.recipe import Recipe
 
 log = logging.getLogger("replaymill.build")
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def worker_path(path: str) -> str:
@@ -100,7 +96,7 @@ def check_languages(recipe: Recipe) -> None:
     try:
         unknown = unknown_keep_codes(recipe.langid)
     except (FileNotFoundError, ValueError) as e:
-        raise InputError(f"invalid recipe {recipe.name}: langid.model_path: {_first_line(e)}") from None
+        raise InputError(f"invalid recipe {recipe.name}: langid.model_path: {first_line(e)}") from None
     if unknown:
         raise InputError(f"invalid recipe {recipe.name}: langid.keep: unknown language code {', '.join(unknown)}")
 
@@ -115,7 +111,7 @@ def check_quality_languages(recipe: Recipe, warn: Callable[[str], None] | None =
         try:
             read_stop_word_file(path)
         except ValueError as e:
-            raise InputError(f"invalid recipe {recipe.name}: quality.stop_words.{lang}: {_first_line(e)}") from None
+            raise InputError(f"invalid recipe {recipe.name}: quality.stop_words.{lang}: {first_line(e)}") from None
     others = sorted(set(recipe.langid.keep or ()) - {"en"})
     warnings = []
     if others and quality.c4.enabled:
@@ -148,7 +144,7 @@ def check_eval_files(recipe: Recipe) -> None:
     try:
         files, docs = load_eval_docs(recipe.decontaminate.eval_files)
     except (FileNotFoundError, ValueError) as e:
-        raise InputError(f"invalid recipe {recipe.name}: decontaminate.eval_files: {_first_line(e)}") from None
+        raise InputError(f"invalid recipe {recipe.name}: decontaminate.eval_files: {first_line(e)}") from None
     log.info("decontaminate: %d evaluation documents in %d files, word %d-grams, action %s",
              len(docs), len(files), recipe.decontaminate.n, recipe.decontaminate.action)
 
@@ -162,7 +158,7 @@ def check_inputs(patterns: list[str]) -> list[FileSpec]:
     try:
         return match_inputs(patterns)
     except FileNotFoundError as e:
-        raise InputError(_first_line(e)) from None
+        raise InputError(first_line(e)) from None
 
 
 def build(
@@ -370,7 +366,7 @@ def sample(
     except (FileNotFoundError, ValueError, TokenizerError) as e:
         if isinstance(e, InputError):
             raise
-        raise InputError(_first_line(e) if str(e) else repr(e)) from None
+        raise InputError(first_line(e) if str(e) else repr(e)) from None
 
     m = shardset.manifest
     (notify or log.info)(f"sample: {shards} ({m.total.docs:,} docs, {m.total.tokens:,} tokens) -> "
@@ -439,7 +435,7 @@ def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str
         try:
             manifests.append(read_manifest(path))  # a manifest that does not parse, or another schema version
         except ValueError as e:
-            raise InputError(_first_line(e)) from None
+            raise InputError(first_line(e)) from None
     gates = None
     if fail_if:
         try:
@@ -453,7 +449,7 @@ def _load_audit_settings(shard_sets: list[str], target: str | None, fail_if: str
         try:
             loaded = load_target(target)
         except (FileNotFoundError, ValueError) as e:
-            raise InputError(f"target: {_first_line(e)}") from None
+            raise InputError(f"target: {first_line(e)}") from None
     index = _contamination_index(contamination, min_jaccard, ngram, min_ngrams, min_overlap) if contamination else None
     return manifests, loaded, gates, index
 
@@ -466,7 +462,7 @@ def _contamination_index(contamination: list[str], min_jaccard: float | None, ng
     try:
         _, docs = load_eval_docs(contamination)
     except (FileNotFoundError, ValueError) as e:
-        raise InputError(f"contamination: {_first_line(e)}") from None
+        raise InputError(f"contamination: {first_line(e)}") from None
     if min_jaccard is not None:
         if not 0.0 < min_jaccard < 1.0:
             raise InputError(f"min_jaccard must be in (0, 1), got {min_jaccard}")
@@ -651,7 +647,7 @@ def reshard(
     try:
         specs = match_inputs(list(inputs))
     except FileNotFoundError as e:
-        raise InputError(_first_line(e)) from None
+        raise InputError(first_line(e)) from None
     if parts is not None and parts < 1:
         raise InputError("the number of parts must be at least 1")
     if parts is None and not part_mb * 1024 * 1024 >= 1:

@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Iterator
 
 from apache_beam.io.filesystems import FileSystems
 
-from replaymill.pipeline.errors import InputError, RunFailed
+from replaymill.pipeline.errors import InputError, RunFailed, first_line
 from replaymill.schemas.manifest import MANIFEST_NAME, check_relative_path
 
 LOCK_NAME = "_replaymill.lock"
@@ -122,8 +122,7 @@ def sealed_files(root: str, seal: str) -> list[str]:
     try:
         return SEALS[seal](_read_json(path))
     except Exception as e:  # noqa: BLE001 - any unreadable or invalid seal means the same: not provably ours
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise OutputRefused(f"{path} is not a readable replaymill {seal} ({first}); nothing was removed") from None
+        raise OutputRefused(f"{path} is not a readable replaymill {seal} ({first_line(e)}); nothing was removed") from None
 
 
 # ----- the lock ------------------------------------------------------------------------------
@@ -154,7 +153,7 @@ class OutputLock:
         except OSError as e:
             raise OutputRefused(f"cannot write to output {self.root}: {e.strerror or e}") from None
         except Exception as e:  # noqa: BLE001 - any filesystem's error means the same to the user
-            raise OutputRefused(f"cannot write to output {self.root}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            raise OutputRefused(f"cannot write to output {self.root}: {first_line(e)}") from None
 
     def _acquire_flock(self) -> None:
         import fcntl
