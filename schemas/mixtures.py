@@ -122,7 +122,11 @@ def get_preset(name: str) -> Mixture:
 
 def load_user_target(path: str | Path) -> UserTarget:
     """Read and validate a user weights YAML (a bare mapping is accepted as `weights`)."""
-    data = load_yaml_file(path, "weights file") or {}
+    return _user_target(load_yaml_file(path, "weights file") or {}, path)
+
+
+def _user_target(data: object, path: str | Path) -> UserTarget:
+    """The weights YAML's data, already read from `path`, validated as a `UserTarget`."""
     if isinstance(data, dict) and "weights" not in data:
         data = {"weights": data}
     return validate_file_data(UserTarget, data, path, "weights file")
@@ -144,5 +148,5 @@ def resolve_target(spec: str) -> tuple[dict[str, float], str | None, str]:
     if isinstance(data, dict) and "components" in data:
         mix = validate_file_data(Mixture, data, path, "weights file")
         return mix.target(), mix.by, f"mixture {mix.name} from {path}: {mix.citation}"
-    user = load_user_target(path)
+    user = _user_target(data, path)
     return user.target(), user.by, f"weights from {path}"
