@@ -57,12 +57,13 @@ def _real_docs(shared_data, n: int = 40) -> list[dict]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f]
     chosen: list[dict] = []
+    index = None  # of the chosen pages, rebuilt only when one is added
     for d in docs:
-        if 300 <= len(d["text"].split()) <= 3000 and not any(
-                OverlapIndex.build([c["text"] for c in chosen]).match([d["text"]])[0] if chosen else []):
+        if 300 <= len(d["text"].split()) <= 3000 and not (index is not None and index.match([d["text"]])[0]):
             chosen.append(d)
             if len(chosen) == n:
                 break
+            index = OverlapIndex.build([c["text"] for c in chosen])
     return chosen
 
 
