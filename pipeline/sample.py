@@ -169,9 +169,9 @@ def key_parts(k: int, order: KeyOrder, shards: list[ShardInfo], taken: int, rows
     key spanning several (a domain key over many languages) is walked once, block by block, to
     find where each partition's parts start and end in the key's order."""
     partitions = sorted({(info.domain, info.lang) for info in shards})
-    if len(partitions) <= 1 or taken == 0:
-        if not partitions:
-            return []
+    if taken == 0 or not partitions:  # a key the budget ended before reaching has no parts
+        return []
+    if len(partitions) == 1:
         (domain, lang), = partitions
         return [PartPlan(part_path(domain, lang, n), k, a, min(a + rows_per_part, taken), domain, lang,
                          min(rows_per_part, taken - a)) for n, a in enumerate(range(0, taken, rows_per_part))]

@@ -112,3 +112,19 @@ def test_written_parts_hold_the_scheduled_documents_in_order(shardset, tmp_path)
         got = written.read_table(info, ["id"]).column("id").to_pylist()
         want = [ids[path][row] + (f"#r{epoch}" if epoch else "") for path, row, epoch in expected[info.path]]
         assert got == want, info.path
+
+
+
+def test_a_multi_partition_key_the_budget_never_reaches_plans_no_parts(tmp_path, make_shard_set, real_docs_by_domain):
+    """A key spanning several partitions (books: en and de) that the budget ends before reaching
+    gives no parts (it raised unpacking its partitions): one document, and web's weight draws first."""
+    books = real_docs_by_domain["books"]
+    docs = {"web": real_docs_by_domain["web"][:20],
+            "books": [d for d in books if d["lang"] == "en"][:20] + [d for d in books if d["lang"] == "de"][:20]}
+    shards = ShardSet.open(make_shard_set(tmp_path, docs, rows_per_shard=10))
+    plan, report = plan_target(shards, {"web": 0.9, "books": 0.1}, by="docs", budget=1, budget_by="docs",
+                               seed=0, on_short="upsample", rows_per_part=10)
+    assert {(s["domain"], s["lang"]) for shards in plan.key_shards for s in shards
+            if s["domain"] == "books"} == {("books", "de"), ("books", "en")}
+    assert report["achieved"]["books"]["docs"] == 0
+    assert [(p.domain, p.rows) for p in plan.parts] == [("web", 1)]
