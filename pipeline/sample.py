@@ -354,13 +354,14 @@ def _truncate(cands: list[tuple], budget: int) -> list[tuple]:
     return cands
 
 
-def _sizes(table: pa.Table, texts: list[str], by: str, tokenizer: Any) -> np.ndarray:
-    """What each document costs of the budget: its tokens (recounted with `tokenizer` if given) or 1."""
+def _sizes(table: pa.Table, texts: list[str] | None, by: str, tokenizer: Any) -> np.ndarray:
+    """What each document costs of the budget: its tokens (recounted with `tokenizer` if given: then
+    `texts` are the table's texts) or 1."""
     if by == "tokens" and tokenizer is not None:
         return np.maximum(np.asarray(count_tokens(texts, tokenizer), dtype=np.int64), 1)
     if by == "tokens":
         return np.maximum(table.column("n_tokens").fill_null(1).to_numpy(zero_copy_only=False), 1)
-    return np.ones(len(texts), dtype=np.int64)
+    return np.ones(table.num_rows, dtype=np.int64)
 
 
 class _ScoreShard(beam.DoFn):
@@ -379,18 +380,25 @@ class _ScoreShard(beam.DoFn):
     def setup(self) -> None:
         self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
 
-    def candidates(self, s: int, info: dict, ratio: np.ndarray) -> list[tuple]:
-        """(-key, shard, row, size) of every document of shard `s`, best first."""
+    def candidates(self, s: int, info: dict, ratio: np.ndarray | None) -> list[tuple]:
+        """(-key, shard, row, size) of every document of shard `s`, best first.
+
+        `ratio` None: every document weighs the same, log weight +0.0 (exactly what a zero ratio
+        sums to, so the Gumbel order is the same), without hashing the documents' n-grams; the text
+        is then read only to recount tokens."""
         self._progress.add("sample.scored")
-        table = _load_table(self.root, info, ["id", "text", "n_tokens", "quality"])
-        texts = [t or "" for t in table.column("text").to_pylist()]
-        logw = dsir.log_importance_weights(texts, ratio)
+        recount = self.by == "tokens" and self._tokenizer is not None
+        with_text = ratio is not None or recount
+        table = _load_table(self.root, info, ["id", "text", "n_tokens", "quality"] if with_text
+                            else ["id", "n_tokens", "quality"])
+        texts = [t or "" for t in table.column("text").to_pylist()] if with_text else None
+        logw = dsir.log_importance_weights(texts, ratio) if ratio is not None else np.zeros(table.num_rows)
         if self.quality_temperature is not None:
             q = table.column("quality").fill_null(0.0).to_numpy(zero_copy_only=False)
             logw = logw + dsir.quality_log_weights(q, self.quality_temperature)
         keys = dsir.gumbel_keys(logw, table.column("id").to_pylist(), self.seed)
         sizes = _sizes(table, texts, self.by, self._tokenizer)
-        return sorted((-float(keys[i]), s, i, int(sizes[i])) for i in range(len(texts)))
+        return sorted((-float(keys[i]), s, i, int(sizes[i])) for i in range(table.num_rows))
 
     def process(self, element: tuple[int, dict], pool_counts: np.ndarray) -> Iterator[list[tuple]]:
         if self._ratio is None:
@@ -401,10 +409,14 @@ class _ScoreShard(beam.DoFn):
 
 class _ScoreShardInKey(_ScoreShard):
     """Stratified selection: a shard's documents scored against the reference documents of its own
-    key (the plan's ratio; with `in_key_dsir` False every document weighs the same, a seeded random
-    draw), cut at that key's budget; keyed by the key for a per-key merge."""
+    key (the plan's ratio; with `in_key_dsir` False, the mixture mode, every document weighs the
+    same, a seeded random draw, and nothing is scored), cut at that key's budget; keyed by the key
+    for a per-key merge."""
 
-    in_key_dsir = True
+    def __init__(self, root: str, seed: int, budget: int, by: str, alpha: float, quality_temperature: float | None,
+                 tokenizer: str | None = None, *, in_key_dsir: bool):
+        super().__init__(root, None, seed, budget, by, alpha, quality_temperature, tokenizer)
+        self.in_key_dsir = in_key_dsir
 
     def process(self, element: tuple[int, dict], plan: dict) -> Iterator[tuple[str, list[tuple]]]:
         s, info = element
@@ -412,7 +424,7 @@ class _ScoreShardInKey(_ScoreShard):
         if plan["budgets"].get(key, 0) <= 0:
             self._progress.add("sample.scored")
             return
-        ratio = plan["ratios"][key] if self.in_key_dsir else np.zeros_like(plan["ratios"][key])
+        ratio = plan["ratios"][key] if self.in_key_dsir else None
         yield key, _truncate(self.candidates(s, info, ratio), plan["budgets"][key])
 
 
@@ -460,8 +472,9 @@ class _SumKeyStats(beam.CombineFn):
 
 
 def stratified_plan(stats: dict[str, tuple], reference_features: list[np.ndarray], budget: int, alpha: float,
-                    num_buckets: int) -> dict:
-    """Budgets and within-key importance ratios of stratified DSIR.
+                    num_buckets: int, in_key_dsir: bool = True) -> dict:
+    """Budgets and within-key importance ratios of stratified DSIR (the ratios only with
+    `in_key_dsir`: the mixture mode draws within a key at random and never reads them).
 
     The reference's document shares per key (`dsir.estimate_mixture`) become budget shares with each
     key's mean document size (tokens, or 1 by documents); keys explaining less than half a reference
@@ -475,10 +488,12 @@ def stratified_plan(stats: dict[str, tuple], reference_features: list[np.ndarray
     available = [stats[k][2] for k in kept]
     if any(w * budget > a for w, a in zip(weights, available)):
         weights = renormalized_weights(weights, available, budget)
-    per_key_ref = dsir.key_reference_counts(reference_features, post, keys, num_buckets)
     budgets = {k: w * budget for k, w in zip(kept, weights)}
-    return {"budgets": budgets,
-            "ratios": {k: dsir.log_ratio(per_key_ref[k], key_counts[k], alpha) for k in kept},
+    ratios = {}
+    if in_key_dsir:
+        per_key_ref = dsir.key_reference_counts(reference_features, post, keys, num_buckets)
+        ratios = {k: dsir.log_ratio(per_key_ref[k], key_counts[k], alpha) for k in kept}
+    return {"budgets": budgets, "ratios": ratios,
             "estimate": {k: {"doc_share": shares[k], "budget_share": w, "budget": round(budgets[k]),
                              "reference_docs": float(post[:, keys.index(k)].sum())} for k, w in zip(kept, weights)},
             "left_out": {k: p for k, p in shares.items() if k not in kept and p > 1e-4}}
@@ -775,9 +790,9 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
                  | "SumKeys" >> beam.CombinePerKey(_SumKeyStats()) | "KeyDict" >> beam.combiners.ToDict())
         pool = stats | "SumPool" >> beam.Map(
             lambda st: sum((v[0] for v in st.values() if v[0] is not None), np.zeros(num_buckets, dtype=np.int64)))
-        plan = stats | "Plan" >> beam.Map(stratified_plan, features, budget, alpha, num_buckets)
-        scorer = _ScoreShardInKey(root, None, seed, budget, by, alpha, quality_temperature, recount)
-        scorer.in_key_dsir = mode == "stratified"
+        in_key_dsir = mode == "stratified"
+        plan = stats | "Plan" >> beam.Map(stratified_plan, features, budget, alpha, num_buckets, in_key_dsir)
+        scorer = _ScoreShardInKey(root, seed, budget, by, alpha, quality_temperature, recount, in_key_dsir=in_key_dsir)
         selection = (shards
                      | "Score" >> beam.ParDo(scorer, beam.pvalue.AsSingleton(plan))
                      | "TopPerKey" >> beam.CombinePerKey(_TopByBudget(budget))
