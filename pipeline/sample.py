@@ -781,11 +781,12 @@ def sample_reference(p: beam.Pipeline, shardset: ShardSet, output: str, referenc
     recount, counter = token_counting(shardset, tokenizer)
     root = shardset.root
     infos = [i.model_dump() for i in shardset.shards]
-    ref_counts = dsir.bucket_counts(reference_texts, num_buckets)
+    features = [dsir.feature_ids(t, num_buckets) for t in reference_texts]  # hashed once: counts and EM
+    ref_counts = (np.bincount(np.concatenate(features), minlength=num_buckets) if features
+                  else np.zeros(num_buckets, dtype=np.int64))
     shards = p | "Shards" >> beam.Create(list(enumerate(infos))) | "SpreadShards" >> beam.Reshuffle()
     plan = None
     if stratify:
-        features = [dsir.feature_ids(t, num_buckets) for t in reference_texts]
         stats = (shards | "KeyCounts" >> beam.ParDo(_PoolCountsByKey(root, num_buckets, by, recount))
                  | "SumKeys" >> beam.CombinePerKey(_SumKeyStats()) | "KeyDict" >> beam.combiners.ToDict())
         pool = stats | "SumPool" >> beam.Map(
