@@ -271,8 +271,7 @@ def assign_parts(picks: Iterable[Pick], shards: list[ShardInfo], rows_per_part: 
         info = shards[s]
         n = seen.get((info.domain, info.lang), 0)
         seen[(info.domain, info.lang)] = n + 1
-        rel = f"domain={info.domain}/lang={info.lang}/part-{n // rows_per_part:05d}.arrow"
-        out.setdefault(s, []).append((row, pos, epoch, rel))
+        out.setdefault(s, []).append((row, pos, epoch, part_path(info.domain, info.lang, n // rows_per_part)))
     return out
 
 
