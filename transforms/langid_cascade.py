@@ -151,9 +151,10 @@ class LanguageCascade:
         return {**self.__dict__, "_blind": None}
 
     def load(self) -> LanguageCascade:
-        """Load fastText now and derive which lingua languages it cannot name (idempotent)."""
+        """Load fastText now and, with lingua on (the only user), derive which lingua languages
+        fastText cannot name: that reads the whole model file and imports lingua (idempotent)."""
         self.fasttext.load()
-        if self._blind is None:
+        if self._blind is None and self.lingua is not None:
             named = set(self.fasttext.labels)
             named |= {m for macro, members in MACROLANGUAGES.items() if macro in named for m in members}
             self._blind = lingua_codes() - named
