@@ -207,18 +207,18 @@ def key_parts(k: int, order: KeyOrder, shards: list[ShardInfo], taken: int, rows
 def target_coverage(shardset: ShardSet, keys: set[str]) -> dict[str, Any]:
     """Which of the set's domains the target takes as they are, which it counts toward another key
     (`folded`: web topics toward web, `schemas.domains.WEB_TOPICS`), and which it leaves out
-    (`unnamed`, with their documents and tokens): the sample command warns about the last two."""
-    folded: dict[str, str] = {}
+    (`unnamed`, with their documents and tokens): the sample command warns about the last two.
+    Folding is the audit's `counted_as`, so a sample and its audit name the same domains."""
+    from replaymill.audit.compare import counted_as
+
     unnamed: dict[str, dict[str, int]] = {}
     for info in shardset.shards:
-        key = key_for(info.domain, info.lang, keys)
-        if key is None:
+        if key_for(info.domain, info.lang, keys) is None:
             u = unnamed.setdefault(info.domain, {"docs": 0, "tokens": 0})
             u["docs"] += info.rows
             u["tokens"] += info.tokens
-        elif key.split("/", 1)[0] != info.domain:
-            folded[info.domain] = key.split("/", 1)[0]
-    return {"folded": dict(sorted(folded.items())), "unnamed": dict(sorted(unnamed.items()))}
+    folded = counted_as([{"domain": info.domain, "lang": info.lang} for info in shardset.shards], list(keys))
+    return {"folded": folded, "unnamed": dict(sorted(unnamed.items()))}
 
 
 def target_funnel(shardset: ShardSet, report: dict[str, Any], recounted: bool = False) -> dict[str, Any]:
