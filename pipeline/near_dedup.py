@@ -2,7 +2,7 @@
 
 Graph of the stage (every arrow into a group is a shuffle; nothing goes through driver memory):
 
-    docs -> BatchElements -> SignatureFn (vectorized MinHash, band hashes)
+    docs -> (node key, doc) -> BatchElements -> SignatureFn (vectorized MinHash, band hashes)
          -> ((band, band_hash), node) -> GroupByKey -> star edges to the bucket's smallest node
          -> [optional: Distinct all-pairs -> join shingle sets twice -> keep pairs with exact Jaccard >= t]
          -> K unrolled rounds of large-star / small-star (each a GroupByKey)
@@ -66,7 +66,10 @@ def id_of(key: str) -> str:
 
 
 class SignatureFn(beam.DoFn):
-    """A batch of documents -> ((band, band hash), node key) pairs, and optionally their shingle sets."""
+    """A batch of (node key, document) -> ((band, band hash), node key) pairs, and optionally their shingle sets.
+
+    The keys arrive with the documents because the same keyed collection feeds the final join:
+    a node key hashes the whole document (`transforms.order.content_hash`), so it is computed once."""
 
     def __init__(self, ngram: int, bands: int, rows: int, seed: int, keep_shingles: bool):
         self._ngram, self._bands, self._rows, self._seed = ngram, bands, rows, seed
@@ -77,9 +80,9 @@ class SignatureFn(beam.DoFn):
     def setup(self) -> None:
         self._perms = Permutations.create(self._bands * self._rows, self._seed)
 
-    def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:
-        texts = [d["text"] if isinstance(d.get("text"), str) else "" for d in batch]
-        keys = [node_key(d) for d in batch]
+    def process(self, batch: list[tuple[str, dict[str, Any]]]) -> Iterator[Any]:
+        keys = [k for k, _ in batch]
+        texts = [d["text"] if isinstance(d.get("text"), str) else "" for _, d in batch]
         shingles = batch_shingles(texts, self._ngram)
         sig = signatures_from_shingles(shingles, self._perms)
         has = shingles.counts() > 0
@@ -290,8 +293,9 @@ class NearDedup(beam.PTransform):
         cfg = self._cfg
         bands, rows = cfg.banding()
         verify = cfg.verify_jaccard is not None
+        keyed = docs | "KeyByNode" >> beam.Map(lambda d: (node_key(d), d))
         sig = (
-            docs
+            keyed
             | "Batch" >> beam.BatchElements(min_batch_size=min(16, cfg.batch_size), max_batch_size=cfg.batch_size)
             | "Signatures"
             >> beam.ParDo(SignatureFn(cfg.ngram, bands, rows, cfg.seed, keep_shingles=verify)).with_outputs(
@@ -309,7 +313,7 @@ class NearDedup(beam.PTransform):
             detail += f", exact Jaccard >= {cfg.verify_jaccard}"
         labels = edges | "Components" >> ConnectedComponents(cfg.max_rounds, cfg.max_fallback_edges)
         out = (
-            {"doc": docs | "KeyByNode" >> beam.Map(lambda d: (node_key(d), d)), "label": labels}
+            {"doc": keyed, "label": labels}
             | "JoinLabels" >> beam.CoGroupByKey()
             | "Apply" >> beam.ParDo(_ApplyLabelsFn(detail)).with_outputs(REJECTS_TAG, main="kept")
         )
