@@ -18,7 +18,7 @@ import apache_beam as beam
 from replaymill.pipeline.rejects import RejectEmitter
 from replaymill.schemas.dedup import ExactDedupConfig
 from replaymill.transforms.normalize import normalize_for_dedup, text_hash
-from replaymill.transforms.order import Rank, doc_rank
+from replaymill.transforms.order import Rank, content_hash, doc_key, doc_rank
 
 REJECTS_TAG = "rejects"
 REASON = "exact_duplicate"
@@ -55,8 +55,17 @@ class MinRankCountFn(beam.CombineFn):
         return acc
 
 
+def _is_rank(doc: dict[str, Any], rank: Rank) -> bool:
+    """`doc_rank(doc) == rank`, hashing the document only when its (id, source, url) already tie."""
+    return doc_key(doc) == rank[:3] and content_hash(doc) == rank[3]
+
+
 class _SplitCluster(beam.DoFn):
-    """Given one key's documents and its (rank, count), keep the representative and reject the rest."""
+    """Given one key's documents and its (rank, count), keep the representative and reject the rest.
+
+    A cluster of one is its own representative, so its document is not hashed again; in a larger
+    cluster only members tied with the representative on (id, source, url) are.
+    """
 
     def __init__(self):
         self._rejects = RejectEmitter(STAGE, REJECTS_TAG)
@@ -66,7 +75,7 @@ class _SplitCluster(beam.DoFn):
         (best, count), = grouped["stats"]
         kept = False
         for doc in grouped["docs"]:
-            if not kept and doc_rank(doc) == best:
+            if not kept and (count == 1 or _is_rank(doc, best)):
                 kept = True
                 yield {**doc, "dup_exact_count": int(count)}
             else:
