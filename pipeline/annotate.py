@@ -30,7 +30,7 @@ from replaymill.pipeline.rejects import REJECTS_TAG, RejectEmitter
 from replaymill.schemas.recipe import Recipe
 from replaymill.transforms.domains import tag_domain
 from replaymill.transforms.langid_cascade import LangResult, LanguageCascade
-from replaymill.transforms.quality import check_rules, compute_signals, quality_score
+from replaymill.transforms.quality import Rule, compute_signals, first_failing, quality_score
 from replaymill.transforms.quality.languages import read_stop_word_file
 from replaymill.transforms.tokens import count_tokens, estimate_tokens, load_tokenizer
 
@@ -65,6 +65,15 @@ class AnnotateBatchFn(beam.DoFn):
         self._rejects = RejectEmitter(STAGE, REJECTS)
         self._tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
         self._decided = {model: beam.metrics.Metrics.counter("langid", model) for model in ("fasttext", "lingua")}
+        # The recipe's rules per language: they depend only on the (fixed) quality config and the
+        # language, and deriving them builds pydantic threshold models, so not once per document.
+        self._rules: dict[str, list[tuple[str, Rule]]] = {}
+
+    def _rules_for(self, lang: str) -> list[tuple[str, Rule]]:
+        rules = self._rules.get(lang)
+        if rules is None:
+            rules = self._rules[lang] = self.quality.enabled_rules(lang)
+        return rules
 
     def _length_reason(self, n_chars: int) -> tuple[str, str] | None:
         if n_chars < self.quality.min_chars:
@@ -88,7 +97,7 @@ class AnnotateBatchFn(beam.DoFn):
             return reason
         text = doc["text"]
         signals = compute_signals(text, lang, self._stop_words)
-        failed = check_rules(signals, self.quality, lang)
+        failed = first_failing(signals, self._rules_for(lang))
         if failed is not None:
             rule_set, signal = failed.split(":", 1)
             return failed, f"{signal}={signals[signal]:.4g} fails {rule_set}"

@@ -14,6 +14,7 @@ from replaymill.transforms.quality.registry import (
     SIGNAL_NAMES,
     check_rules,
     compute_signals,
+    first_failing,
     quality_score,
 )
 from replaymill.transforms.quality.text_view import TextView
@@ -28,6 +29,7 @@ __all__ = [
     "Thresholds",
     "check_rules",
     "compute_signals",
+    "first_failing",
     "quality_score",
     "rule_score",
 ]

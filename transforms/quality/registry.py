@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -91,7 +92,7 @@ def language_rules(name: str, thresholds: Thresholds, lang: str | None, per_lang
     update = {field: value for (rs, field), value in threshold_overrides(lang).items()
               if rs == name and getattr(thresholds, field) == getattr(defaults, field)}
     rules = (thresholds.model_copy(update=update) if update else thresholds).rules()
-    if not has_stop_words(lang, {k: frozenset() for k in stop_word_langs}):
+    if not (lang in stop_word_langs or has_stop_words(lang)):
         rules = [r for r in rules if r.signal != "stop_words"]
     return rules
 
@@ -102,7 +103,14 @@ def check_rules(signals: dict[str, float], config: Any, lang: str | None = None)
 
     `config` is a `schemas.filters.QualityConfig` (typed loosely: schemas builds it from this registry).
     """
-    for rule_set, rule in config.enabled_rules(lang):
+    return first_failing(signals, config.enabled_rules(lang))
+
+
+def first_failing(signals: dict[str, float], rules: Iterable[tuple[str, Rule]]) -> str | None:
+    """The first of `rules` ((rule set, rule) pairs, as `QualityConfig.enabled_rules` gives them)
+    that `signals` fail, as `<rule set>:<signal>`, or None. For callers that hold the rules of a
+    fixed config per language instead of deriving them per document (`check_rules`)."""
+    for rule_set, rule in rules:
         if not passes(signals[rule.signal], rule):
             return f"{rule_set}:{rule.signal}"
     return None
