@@ -204,15 +204,10 @@ class NgramEvalIndex:
         """Evaluation items with fewer words than n (no n-gram: they can never match)."""
         return int((self.index.eval_ngrams == 0).sum())
 
-    def overlaps(self, texts: Sequence[str]) -> list[list[Any]]:
-        """Per text, the `Overlap`s that count (at least `min_ngrams` n-grams and `min_overlap`)."""
-        return [[o for o in found if o.ngrams >= self.min_ngrams and o.overlap >= self.min_overlap]
-                for found in self.index.match(texts)]
-
     def query(self, ids: Sequence[str], texts: Sequence[str]) -> list[dict[str, Any]]:
         """One dict per (corpus doc, eval item) pair that counts, with a sample of the shared text."""
         out = []
-        for doc_id, text, found in zip(ids, texts, self.overlaps(texts)):
+        for doc_id, text, found in zip(ids, texts, self.index.counted(texts, self.min_ngrams, self.min_overlap)):
             for o in found:
                 ev = self.docs[o.eval_index]
                 out.append({"corpus_id": str(doc_id), "eval_id": ev.id, "eval_file": ev.file,

@@ -98,10 +98,9 @@ class DecontaminateBatchFn(beam.DoFn):
 
     def process(self, batch: list[dict[str, Any]], evals: EvalSet) -> Iterator[Any]:
         cfg = self.config
-        found = evals.index.match([d["text"] for d in batch])
+        found = evals.index.counted([d["text"] for d in batch], cfg.min_ngrams, cfg.min_overlap)
         self._checked.inc(len(batch))
-        for doc, overlaps in zip(batch, found):
-            hits = [o for o in overlaps if o.ngrams >= cfg.min_ngrams and o.overlap >= cfg.min_overlap]
+        for doc, hits in zip(batch, found):
             if not hits:
                 yield doc
                 continue

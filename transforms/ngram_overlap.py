@@ -131,6 +131,11 @@ class OverlapIndex:
             out[d].append(Overlap(e, c, c / max(int(self.eval_ngrams[e]), 1), int(pair_word[s])))
         return out
 
+    def counted(self, texts: Sequence[str], min_ngrams: int, min_overlap: float) -> list[list[Overlap]]:
+        """Per corpus text, the overlaps that count as contamination (`ngrams >= min_ngrams` and
+        `overlap >= min_overlap`), by eval index: the one test the build stage and the audit share."""
+        return [[o for o in found if o.ngrams >= min_ngrams and o.overlap >= min_overlap] for found in self.match(texts)]
+
 
 def sample_around(text: str, first_word: int, n: int, context: int = 60, limit: int = 300) -> str:
     """The corpus text around a shared n-gram starting at normalized word `first_word`.
