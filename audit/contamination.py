@@ -236,10 +236,6 @@ class ContaminationStats:
         self._top: list[tuple[float, str, str, dict[str, Any]]] = []  # min-heap on score
         self._by_eval: dict[int, list[Any]] = {}  # eval index -> [corpus docs, min-heap of its best]
 
-    @property
-    def eval_hit(self) -> set[int]:
-        return set(self._by_eval)
-
     def add(self, matches: list[dict[str, Any]]) -> "ContaminationStats":
         """Tally the matches of one batch of corpus documents (as an index's `query` returns them)."""
         self.corpus_docs_matched += len({m["corpus_id"] for m in matches})
