@@ -144,3 +144,20 @@ def test_lingua_on_its_thread_pool_answers_as_one_at_a_time(cascade, shared_data
     pooled, single = cascade.lingua.predict_many(texts), [cascade.lingua.predict(t) for t in texts]
     assert [c for c, _ in pooled] == [c for c, _ in single]
     assert [s for _, s in pooled] == pytest.approx([s for _, s in single])  # summation order may differ
+
+
+def test_lingua_scores_are_the_same_in_every_process():
+    """lingua's confidences differ in their last bits between processes (its hash-map order); the
+    rounded score, and with it a document's content hash, must not: three processes agree."""
+    import subprocess
+    import sys
+
+    script = ("from replaymill.transforms.langid_cascade import LinguaIdentifier\n"
+              "l = LinguaIdentifier()\n"
+              "for t in ['Dies ist ein kurzer Satz auf Deutsch, glaube ich.', 'ok merci bien', "
+              "'Hola amigos, que tal?', 'tak to jest']:\n"
+              "    print(repr(l.predict(t)), repr(l.predict_many([t])[0]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = {p.communicate(timeout=300)[0] for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(outputs) == 1, outputs

@@ -79,6 +79,20 @@ def lingua_codes() -> frozenset[str]:
     return frozenset(lang.iso_code_639_1.name.lower() for lang in Language.all())
 
 
+# lingua sums its n-gram probabilities over Rust hash maps whose iteration order differs between
+# processes, so the last bits of a confidence vary from run to run (one text, three processes:
+# 0.9403352644450185, ...194, ...191). Rounded to 9 places, a document's lang_score, and so the
+# content hash that orders rows and picks among duplicates, is the same on every worker.
+SCORE_DIGITS = 9
+
+
+def _top(values) -> tuple[str, float]:
+    """(code, confidence) of lingua's top language, or ("und", 0.0) when it has none."""
+    if not values or values[0].value <= 0.0:
+        return UNDETERMINED, 0.0
+    return values[0].language.iso_code_639_1.name.lower(), round(min(max(values[0].value, 0.0), 1.0), SCORE_DIGITS)
+
+
 class LinguaIdentifier:
     """lingua's detector over all its languages, built lazily once per process and never pickled.
 
@@ -114,22 +128,14 @@ class LinguaIdentifier:
         """`predict` for many texts with lingua's own thread pool (all cores): for offline use such as
         benchmarks; a Beam worker is one process per core and calls `predict`."""
         prepared = [prepare_text(t, self.max_chars) for t in texts]
-        out = []
-        for values in self._detector().compute_language_confidence_values_in_parallel(prepared):
-            ok = values and values[0].value > 0.0
-            out.append((values[0].language.iso_code_639_1.name.lower(), float(min(max(values[0].value, 0.0), 1.0)))
-                       if ok else (UNDETERMINED, 0.0))
-        return out
+        return [_top(values) for values in self._detector().compute_language_confidence_values_in_parallel(prepared)]
 
     def predict(self, text: str, among: tuple[str, ...] | None = None) -> tuple[str, float]:
         """(code, confidence) of one text, among all languages or only the codes in `among`."""
         prepared = prepare_text(text, self.max_chars)
         if not prepared:
             return UNDETERMINED, 0.0
-        values = self._detector(among).compute_language_confidence_values(prepared)
-        if not values or values[0].value <= 0.0:
-            return UNDETERMINED, 0.0
-        return values[0].language.iso_code_639_1.name.lower(), float(min(max(values[0].value, 0.0), 1.0))
+        return _top(self._detector(among).compute_language_confidence_values(prepared))
 
 
 class LanguageCascade:
